@@ -1,0 +1,154 @@
+# Copyright (c) 2026 autoproxy.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""A small Consul HTTP API client shared by the modules and both agents.
+
+Standard library only, so the agent image needs no Python package beyond Debian's
+python3 and the modules run on any target.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+
+DEFAULT_URL = "http://127.0.0.1:8500"
+
+
+class ConsulError(Exception):
+    """A Consul request failed; the message says which request and why."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+class ConsulClient:
+    def __init__(self, url=DEFAULT_URL, token=None, timeout=10.0, ca_path=None, validate_certs=True,
+                 client_cert=None, client_key=None):
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self._ssl = None
+        if self.url.startswith("https://"):
+            self._ssl = ssl.create_default_context(cafile=ca_path)
+            if not validate_certs:
+                self._ssl.check_hostname = False
+                self._ssl.verify_mode = ssl.CERT_NONE
+            if client_cert:
+                self._ssl.load_cert_chain(client_cert, client_key)
+
+    def request(self, method, path, params=None, body=None, timeout=None):
+        """Return ``(decoded JSON or None, X-Consul-Index or None)``."""
+        query = ""
+        if params:
+            query = "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path + query, data=data, method=method)
+        if self.token:
+            req.add_header("X-Consul-Token", self.token)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout or self.timeout, context=self._ssl) as resp:
+                raw = resp.read()
+                index = resp.headers.get("X-Consul-Index")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace").strip()
+            raise ConsulError(f"Consul {method} {path} failed: HTTP {exc.code} {detail}", exc.code) from exc
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ConsulError(f"Consul {method} {path} failed: cannot reach {self.url}: {reason}") from exc
+        try:
+            decoded = json.loads(raw) if raw.strip() else None
+        except ValueError as exc:
+            raise ConsulError(f"Consul {method} {path} answered something that is not JSON") from exc
+        return decoded, (int(index) if index and index.isdigit() else None)
+
+    def _blocking(self, path, index, wait, params=None):
+        query = dict(params or {})
+        if index:
+            # Consul answers at the latest after `wait` plus up to wait/16 of jitter.
+            query.update(index=index, wait=f"{wait}s")
+        return self.request("GET", path, params=query, timeout=wait + wait / 16 + 5 if index else None)
+
+    # ---- agent
+    def leader(self):
+        value, _ = self.request("GET", "/v1/status/leader")
+        return value or ""
+
+    def agent_services(self):
+        value, _ = self.request("GET", "/v1/agent/services")
+        return value or {}
+
+    def agent_service(self, service_id):
+        """The agent's full registration of one service, or None when it has none."""
+        try:
+            value, _ = self.request("GET", "/v1/agent/service/" + urllib.parse.quote(service_id, safe=""))
+        except ConsulError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return value
+
+    def register_service(self, registration):
+        self.request("PUT", "/v1/agent/service/register", body=registration)
+
+    def deregister_service(self, service_id):
+        self.request("PUT", "/v1/agent/service/deregister/" + urllib.parse.quote(service_id, safe=""))
+
+    # ---- catalog and health
+    def catalog_services(self, index=None, wait=60):
+        return self._blocking("/v1/catalog/services", index, wait)
+
+    def health_state(self, index=None, wait=60):
+        return self._blocking("/v1/health/state/any", index, wait)
+
+    def health_service(self, name, index=None, wait=60):
+        return self._blocking("/v1/health/service/" + urllib.parse.quote(name, safe=""), index, wait)
+
+    def instances(self):
+        """Every instance of every service, normalised for the routing rules."""
+        services, _ = self.catalog_services()
+        found = []
+        for name in sorted(services or {}):
+            entries, _ = self.health_service(name)
+            found.extend(normalise_health_entry(entry) for entry in entries or [])
+        return found
+
+
+def normalise_health_entry(entry):
+    """One entry of /v1/health/service/<name> as the dict the routing rules take."""
+    service = entry.get("Service") or {}
+    node = entry.get("Node") or {}
+    checks = entry.get("Checks") or []
+    return {
+        "service": service.get("Service", ""),
+        "id": service.get("ID", ""),
+        "node": node.get("Node", ""),
+        # An empty service address means "the node's address" in Consul.
+        "address": service.get("Address") or node.get("Address", ""),
+        "port": service.get("Port", 0),
+        "tags": list(service.get("Tags") or []),
+        "meta": dict(service.get("Meta") or {}),
+        "passing": all(check.get("Status") == "passing" for check in checks),
+    }
+
+
+# Ansible argument spec of the connection options (documented in doc_fragments/consul.py).
+CONNECTION_ARGSPEC = {
+    "url": {"type": "str", "default": DEFAULT_URL},
+    "token": {"type": "str", "no_log": True},
+    "validate_certs": {"type": "bool", "default": True},
+    "ca_path": {"type": "path"},
+    "timeout": {"type": "float", "default": 10.0},
+}
+
+
+def client_from_params(params):
+    return ConsulClient(params["url"], token=params.get("token"), timeout=params["timeout"],
+                        ca_path=params.get("ca_path"), validate_certs=params["validate_certs"])

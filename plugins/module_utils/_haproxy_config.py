@@ -1,0 +1,274 @@
+# Copyright (c) 2026 autoproxy.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Render a routing table as haproxy.cfg plus a host -> backend map file.
+
+Rule 7, defence in depth: the table is re-checked here value by value, although
+build_routing_table() already dropped bad input. Anything unexpected raises ValueError, so no
+value can ever add a line, a directive or a comment to the config.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ansible_collections.autoproxy.stack.plugins.module_utils._routing import (
+    MAX_PORT,
+    SERVER_NAME_RE,
+    is_ip_literal,
+    valid_address,
+)
+from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
+    BACKEND_NAME_RE,
+    BALANCE_ALGORITHMS,
+    MAXCONN_RANGE,
+    WEIGHT_RANGE,
+    is_host_fragment,
+    show,
+)
+
+NO_ROUTE_BACKEND = "autoproxy_no_route"
+RESERVED_PROXY_NAMES = frozenset((NO_ROUTE_BACKEND, "http", "stats"))
+DURATION_RE = re.compile(r"[0-9]{1,9}(?:us|ms|s|m|h|d)?\Z")
+PATH_RE = re.compile(r"[A-Za-z0-9_./-]{1,255}\Z")
+# stats auth is one whitespace-separated word and '#' starts a comment; quotes and '\' are HAProxy escapes.
+STATS_USER_RE = re.compile(r"[!$%&()*+,\-./0-9;<=>?@A-Z\[\]^_a-z{|}~]{1,64}\Z")
+STATS_PASSWORD_RE = re.compile(r"[!$%&()*+,\-./0-9:;<=>?@A-Z\[\]^_a-z{|}~]{1,128}\Z")
+_INDENT = "    "
+
+
+@dataclass
+class HaproxySettings:
+    """Proxy-wide settings; check_* are HAProxy's own server checks (rule 6)."""
+
+    http_port: int = 80
+    stats_port: int = 1936
+    stats_user: str | None = None
+    stats_password: str | None = None
+    check_interval: str = "2s"
+    check_fall: int = 2
+    check_rise: int = 1
+    timeout_connect: str = "5s"
+    timeout_client: str = "30s"
+    timeout_server: str = "30s"
+    hard_stop_after: str = "30s"
+    max_reloads: int = 50
+    runtime_socket: str = "/run/haproxy/admin.sock"
+    # Relative on purpose: 'default-path config' resolves it next to haproxy.cfg.
+    map_file: str = "hosts.map"
+    # Off by default: a log line per request costs throughput and most users read the stats page.
+    log_stdout: bool = False
+
+
+def _int(value: Any, low: int, high: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{what} must be an integer {low}-{high}, got {show(value)}")
+    return value
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if isinstance(value, Mapping):
+        return value
+    raise ValueError(f"{what} must be a mapping")
+
+
+def _flag(value: Any, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"{what} must be a boolean")
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list)
+
+
+def _match(pattern: re.Pattern[str], value: Any, what: str) -> str:
+    if not isinstance(value, str) or pattern.match(value) is None:
+        raise ValueError(f"invalid {what} {show(value)}")
+    return value
+
+
+def _check_settings(settings: HaproxySettings) -> None:
+    _int(settings.http_port, 1, MAX_PORT, "http_port")
+    _int(settings.stats_port, 1, MAX_PORT, "stats_port")
+    if settings.http_port == settings.stats_port:
+        raise ValueError("http_port and stats_port must differ")
+    for what in ("check_interval", "timeout_connect", "timeout_client", "timeout_server", "hard_stop_after"):
+        _match(DURATION_RE, getattr(settings, what), what)
+    _int(settings.check_fall, 1, 1000, "check_fall")
+    _int(settings.check_rise, 1, 1000, "check_rise")
+    _int(settings.max_reloads, 0, 1000000, "max_reloads")
+    _match(PATH_RE, settings.runtime_socket, "runtime_socket")
+    _match(PATH_RE, settings.map_file, "map_file")
+    _flag(settings.log_stdout, "log_stdout")
+    if (settings.stats_user is None) != (settings.stats_password is None):
+        raise ValueError("stats_user and stats_password must be set together")
+    if settings.stats_user is not None:
+        _match(STATS_USER_RE, settings.stats_user, "stats_user (no whitespace, quotes, '#', ':' or '\\', max 64)")
+        _match(
+            STATS_PASSWORD_RE, settings.stats_password, "stats_password (no whitespace, quotes, '#' or '\\', max 128)"
+        )
+
+
+def _check_server(backend: str, server: Any) -> None:
+    _mapping(server, f"server entry of backend {show(backend)}")
+    _match(SERVER_NAME_RE, server.get("name"), f"server name in backend {show(backend)}")
+    if not valid_address(server.get("address")):
+        raise ValueError(f"backend {show(backend)}: invalid server address {show(server.get('address'))}")
+    _int(server.get("port"), 1, MAX_PORT, f"port of server {show(server.get('name'))}")
+    if "weight" in server:
+        _int(server["weight"], WEIGHT_RANGE[0], WEIGHT_RANGE[1], f"weight of server {show(server.get('name'))}")
+
+
+def _check_options(backend: str, options: Any) -> None:
+    _mapping(options, f"options of backend {show(backend)}")
+    unknown = set(options) - {"balance", "maxconn", "sticky_session"}
+    if unknown:
+        raise ValueError(f"backend {show(backend)}: unknown options {show(sorted(unknown))}")
+    if "balance" in options and options["balance"] not in BALANCE_ALGORITHMS:
+        raise ValueError(f"backend {show(backend)}: invalid balance {show(options['balance'])}")
+    if "maxconn" in options:
+        _int(options["maxconn"], MAXCONN_RANGE[0], MAXCONN_RANGE[1], f"maxconn of backend {show(backend)}")
+    if "sticky_session" in options:
+        _flag(options["sticky_session"], f"sticky_session of backend {show(backend)}")
+
+
+def _check_table(table: Any) -> None:
+    _mapping(table, "routing table")
+    _mapping(table.get("backends"), "routing table 'backends'")
+    _mapping(table.get("hosts"), "routing table 'hosts'")
+    for name, backend in table["backends"].items():
+        _match(BACKEND_NAME_RE, name, "backend name")
+        if name in RESERVED_PROXY_NAMES:
+            raise ValueError(f"backend name {show(name)} is reserved")
+        _mapping(backend, f"backend {show(name)}")
+        if not _is_list(backend.get("servers")):
+            raise ValueError(f"backend {show(name)} must have a 'servers' list")
+        _check_options(name, backend.get("options", {}))
+        names = [server.get("name") if isinstance(server, Mapping) else None for server in backend["servers"]]
+        if len(set(names)) != len(names):
+            raise ValueError(f"backend {show(name)}: duplicate server names")
+        for server in backend["servers"]:
+            _check_server(name, server)
+    for host, target in table["hosts"].items():
+        if not is_host_fragment(host) or host != host.lower():
+            raise ValueError(f"invalid host {show(host)}")
+        if not isinstance(target, str) or target not in table["backends"]:
+            raise ValueError(f"host {show(host)} routes to unknown backend {show(target)}")
+
+
+def _section(header: str, lines: list[str]) -> list[str]:
+    return [header] + [_INDENT + line for line in lines] + [""]
+
+
+def _global(settings: HaproxySettings) -> list[str]:
+    lines = [
+        # Master-worker mode comes from the command line (-W -S), so this file works for both.
+        "default-path config",
+        f"hard-stop-after {settings.hard_stop_after}",
+        f"mworker-max-reloads {settings.max_reloads:d}",
+        f"stats socket {settings.runtime_socket} mode 600 level admin expose-fd listeners",
+    ]
+    if settings.log_stdout:
+        lines.append("log stdout format raw local0")
+    return _section("global", lines)
+
+
+def _defaults(settings: HaproxySettings) -> list[str]:
+    lines = ["mode http"]
+    if settings.log_stdout:
+        lines += ["log global", "option httplog", "option dontlognull"]
+    lines += [
+        f"timeout connect {settings.timeout_connect}",
+        f"timeout client {settings.timeout_client}",
+        f"timeout server {settings.timeout_server}",
+    ]
+    return _section("defaults", lines)
+
+
+def _frontend(settings: HaproxySettings) -> list[str]:
+    return _section(
+        "frontend http",
+        [
+            f"bind :{settings.http_port:d}",
+            # Host names are case-insensitive and may carry a port. The map is looked up in an
+            # http-request rule, not in use_backend: HAProxy 2.6 opens use_backend's map only after
+            # parsing, outside 'default-path config', so a relative map path would not resolve.
+            f"http-request set-var(txn.backend) req.hdr(host),field(1,:),lower,map({settings.map_file})",
+            "use_backend %[var(txn.backend)]",
+            f"default_backend {NO_ROUTE_BACKEND}",
+        ],
+    )
+
+
+def _no_route() -> list[str]:
+    return _section(
+        f"backend {NO_ROUTE_BACKEND}",
+        [
+            'http-request return status 503 content-type text/plain string "no route for this host"',
+        ],
+    )
+
+
+def _stats(settings: HaproxySettings) -> list[str]:
+    lines = [f"bind :{settings.stats_port:d}", "stats enable", "stats uri /", "stats refresh 5s", "stats show-legends"]
+    if settings.stats_user is not None:
+        lines.append(f"stats auth {settings.stats_user}:{settings.stats_password}")
+    return _section("listen stats", lines)
+
+
+def _server_address(address: str, port: int) -> str:
+    # '[v6]:port' is unambiguous where 'v6:port' is not; HAProxy 2.6+ accepts it.
+    if is_ip_literal(address) and ":" in address:
+        return f"[{address}]:{port:d}"
+    return f"{address}:{port:d}"
+
+
+def _server_line(server: Mapping[str, Any], options: Mapping[str, Any]) -> str:
+    words = ["server", server["name"], _server_address(server["address"], server["port"]), "check"]
+    if options.get("sticky_session"):
+        words += ["cookie", server["name"]]
+    if "maxconn" in options:
+        words += ["maxconn", str(options["maxconn"])]
+    if "weight" in server:
+        words += ["weight", str(server["weight"])]
+    if not is_ip_literal(server["address"]):
+        # A name that does not resolve yet must not stop HAProxy from starting.
+        words += ["init-addr", "libc,none"]
+    return " ".join(words)
+
+
+def _backend(name: str, backend: Mapping[str, Any], settings: HaproxySettings) -> list[str]:
+    options = backend.get("options", {})
+    lines = [f"balance {options.get('balance', 'roundrobin')}"]
+    if options.get("sticky_session"):
+        lines.append("cookie SRVID insert indirect nocache")
+    check = f"check inter {settings.check_interval} fall {settings.check_fall:d} rise {settings.check_rise:d}"
+    lines.append(f"default-server {check}")
+    lines += [_server_line(server, options) for server in sorted(backend["servers"], key=lambda item: item["name"])]
+    return _section(f"backend {name}", lines)
+
+
+def render_map(table: Mapping[str, Any]) -> str:
+    """The host -> backend map file, one sorted ``host backend`` line per host."""
+    return "".join(f"{host} {table['hosts'][host]}\n" for host in sorted(table["hosts"]))
+
+
+def render_haproxy_config(table: Mapping[str, Any], settings: HaproxySettings | None = None) -> dict[str, str]:
+    """Render ``{"haproxy.cfg": text, "hosts.map": text}`` from a routing table.
+
+    The ``hosts.map`` text belongs at ``settings.map_file`` (next to haproxy.cfg by default).
+    Pure and deterministic; raises ValueError if any value in the table or settings is unsafe.
+    """
+    settings = settings or HaproxySettings()
+    _check_settings(settings)
+    _check_table(table)
+    lines = ["# Generated by autoproxy.stack; local edits are overwritten.", ""]
+    lines += _global(settings) + _defaults(settings) + _frontend(settings) + _no_route() + _stats(settings)
+    for name in sorted(table["backends"]):
+        lines += _backend(name, table["backends"][name], settings)
+    return {"haproxy.cfg": "\n".join(lines), "hosts.map": render_map(table)}

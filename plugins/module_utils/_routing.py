@@ -1,0 +1,299 @@
+# Copyright (c) 2026 autoproxy.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""From a Consul health snapshot to a routing table: backends, their servers and host names.
+
+The table is plain JSON-serialisable data in a deterministic order, so it can be diffed to decide
+between a Runtime API update and a reload, and returned by an Ansible module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
+    BACKEND_NAME_RE,
+    ParsedTags,
+    expand_hosts,
+    haproxy_backend_name,
+    host_for_tag,
+    host_for_untagged,
+    is_host_fragment,
+    normalise_domains,
+    parse_tags,
+    show,
+    valid_service_name,
+)
+
+BACKEND_OPTIONS = ("balance", "maxconn", "sticky_session")
+SERVER_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+_SERVER_NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_.-]")
+_MAX_ID_LENGTH = 1024
+MAX_PORT = 65535
+
+
+def server_name(instance_id: str, node: str = "") -> str:
+    """A stable, HAProxy-safe server name for one instance: readable id prefix plus a hash.
+
+    The node is part of the hash because Consul ids are only unique per agent.
+    """
+    digest = hashlib.sha1((f"{node}/{instance_id}").encode()).hexdigest()[:8]
+    return f"{_SERVER_NAME_UNSAFE_RE.sub('_', instance_id)[:48]}-{digest}"
+
+
+def is_ip_literal(value: Any) -> bool:
+    """True for an IPv4 or IPv6 address without zone index."""
+    if not isinstance(value, str) or "%" in value:
+        return False
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def valid_address(value: Any) -> bool:
+    """True for an address HAProxy can use on a server line: IP literal or host name."""
+    return is_ip_literal(value) or is_host_fragment(value)
+
+
+def _port(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and re.match(r"[0-9]{1,5}\Z", value):
+        value = int(value)
+    if isinstance(value, int) and 1 <= value <= MAX_PORT:
+        return value
+    return None
+
+
+class _Instance:
+    """One checked instance with its parsed tags."""
+
+    def __init__(self, raw: Mapping[str, Any], port: int, parsed: ParsedTags) -> None:
+        self.service: str = raw["service"]
+        self.id: str = raw["id"]
+        self.node: str = raw.get("node") or ""
+        self.address: str = raw["address"]
+        self.port = port
+        self.passing = raw.get("passing") is True
+        self.parsed = parsed
+
+    @property
+    def sort_key(self) -> tuple[str, str, str]:
+        return (self.service, self.id, self.node)
+
+
+def _check_instance(raw: Any) -> tuple[_Instance | None, list[str]]:
+    """Validate one normalised health entry; (None, warnings) if it must be dropped."""
+    if not isinstance(raw, Mapping):
+        return None, [f"instance {show(raw)} dropped: not a mapping"]
+    service, instance_id = raw.get("service"), raw.get("id")
+    where = f"service {show(service)} instance {show(instance_id)}"
+    if not valid_service_name(service):
+        return None, [f"{where} dropped: service name must be 1-200 of A-Z a-z 0-9 _ . - and form a host name"]
+    if not isinstance(instance_id, str) or not instance_id or len(instance_id) > _MAX_ID_LENGTH:
+        return None, [f"{where} dropped: id must be a non-empty string"]
+    node = raw.get("node")
+    if node is not None and not isinstance(node, str):
+        return None, [f"{where} dropped: node must be a string"]
+    if not valid_address(raw.get("address")):
+        return None, [f"{where} dropped: address {show(raw.get('address'))} is not an IP address or host name"]
+    port = _port(raw.get("port"))
+    if port is None:
+        return None, [f"{where} dropped: port {show(raw.get('port'))} is not an integer 1-{MAX_PORT}"]
+    tags = raw.get("tags")
+    if tags is not None and (isinstance(tags, (str, bytes, Mapping)) or not isinstance(tags, Iterable)):
+        return None, [f"{where} dropped: tags must be a list"]
+    parsed = parse_tags(tags, service=service)
+    return _Instance(raw, port, parsed), list(parsed.warnings)
+
+
+def _memberships(instance: _Instance) -> list[tuple[str, str | None, list[str]]]:
+    """(backend name, routing tag, hosts before domains) for each backend the instance joins."""
+    aliases = list(instance.parsed.aliases)
+    if not instance.parsed.routing:
+        name = instance.service
+        return [(haproxy_backend_name(name), None, _with_aliases([host_for_untagged(name)], aliases))]
+    return [
+        (
+            haproxy_backend_name(instance.service, tag),
+            tag,
+            _with_aliases([host_for_tag(instance.service, tag)], aliases),
+        )
+        for tag in instance.parsed.routing
+    ]
+
+
+def _with_aliases(hosts: list[str], aliases: list[str]) -> list[str]:
+    return hosts + [alias for alias in aliases if alias not in hosts]
+
+
+class _Backend:
+    """A backend being assembled from its instances (sorted by service, id, node)."""
+
+    def __init__(self, name: str, service: str, routing_tag: str | None) -> None:
+        self.name = name
+        self.service = service
+        self.routing_tag = routing_tag
+        self.hosts: list[str] = []
+        self.options: dict[str, Any] = {}
+        self.servers: list[dict[str, Any]] = []
+        self.server_names: dict[str, str] = {}
+
+    def add_options(self, instance: _Instance, warnings: list[str]) -> None:
+        for key in BACKEND_OPTIONS:
+            if key not in instance.parsed.options:
+                continue
+            value = instance.parsed.options[key]
+            if key not in self.options:
+                self.options[key] = value
+            elif self.options[key] != value:
+                warnings.append(
+                    f"service {show(self.service)} instance {show(instance.id)}: {key} {show(str(value))} ignored "
+                    f"in backend {show(self.name)}, which uses {show(str(self.options[key]))} from an earlier instance"
+                )
+
+    def add_server(self, instance: _Instance, warnings: list[str]) -> None:
+        name = server_name(instance.id, instance.node)
+        if name in self.server_names:
+            warnings.append(
+                f"service {show(instance.service)} instance {show(instance.id)} on node {show(instance.node)} "
+                f"dropped: duplicate of an instance already in backend {show(self.name)}"
+            )
+            return
+        self.server_names[name] = instance.id
+        server: dict[str, Any] = {"name": name, "id": instance.id, "address": instance.address, "port": instance.port}
+        if "weight" in instance.parsed.options:
+            server["weight"] = instance.parsed.options["weight"]
+        self.servers.append(server)
+
+    def as_dict(self, won_hosts: list[str]) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "routing_tag": self.routing_tag,
+            "hosts": sorted(won_hosts),
+            "options": {key: self.options[key] for key in sorted(self.options)},
+            "servers": sorted(self.servers, key=lambda server: server["name"]),
+        }
+
+
+def _collect(instances: Iterable[Any], domains: list[str], warnings: list[str]) -> dict[str, _Backend]:
+    checked: list[_Instance] = []
+    for raw in instances:
+        instance, instance_warnings = _check_instance(raw)
+        warnings.extend(instance_warnings)
+        if instance is not None:
+            checked.append(instance)
+    backends: dict[str, _Backend] = {}
+    for instance in sorted(checked, key=lambda item: item.sort_key):
+        for name, tag, hosts in _memberships(instance):
+            backend = _claim_backend(backends, name, instance, tag, warnings)
+            if backend is None:
+                continue
+            expanded, rejected = expand_hosts(hosts, domains)
+            for host in rejected:
+                warnings.append(
+                    f"service {show(instance.service)}: host {show(host)} dropped: longer than a host name may be"
+                )
+            for host in expanded:
+                if host not in backend.hosts:
+                    backend.hosts.append(host)
+            backend.add_options(instance, warnings)
+            if instance.passing:
+                backend.add_server(instance, warnings)
+    return backends
+
+
+def _claim_backend(
+    backends: dict[str, _Backend], name: str, instance: _Instance, tag: str | None, warnings: list[str]
+) -> _Backend | None:
+    """The backend an instance joins; None when another service already owns that name.
+
+    Names can collide across services (service ``www`` tagged ``hello`` and service ``hello_www``
+    both give ``hello_www_backend``); the first service in sort order keeps it.
+    """
+    backend = backends.get(name)
+    if backend is None:
+        if BACKEND_NAME_RE.match(name) is None:
+            warnings.append(f"service {show(instance.service)}: backend name {show(name)} dropped: too long")
+            return None
+        backend = backends[name] = _Backend(name, instance.service, tag)
+    elif backend.service != instance.service or backend.routing_tag != tag:
+        warnings.append(
+            f"service {show(instance.service)} instance {show(instance.id)} dropped: "
+            f"backend {show(name)} already belongs to service {show(backend.service)}"
+        )
+        return None
+    return backend
+
+
+def _resolve_hosts(backends: dict[str, _Backend], warnings: list[str]) -> dict[str, str]:
+    """Map each host to one backend; on conflict the sorted-first backend name wins."""
+    owner: dict[str, str] = {}
+    lost: dict[tuple[str, str], list[str]] = {}
+    for name in sorted(backends):
+        for host in backends[name].hosts:
+            if host in owner:
+                lost.setdefault((owner[host], name), []).append(host)
+            else:
+                owner[host] = name
+    for (winner, loser), hosts in lost.items():
+        warnings.append(
+            f"backend {show(loser)} (service {show(backends[loser].service)}) loses host(s) "
+            f"{', '.join(show(host) for host in sorted(hosts))} to backend {show(winner)} "
+            f"(service {show(backends[winner].service)}), which sorts first"
+        )
+    return {host: owner[host] for host in sorted(owner)}
+
+
+def _unique(items: list[str]) -> list[str]:
+    seen = set()
+    return [item for item in items if not (item in seen or seen.add(item))]
+
+
+def build_routing_table(instances: Iterable[Any], domains: Any) -> dict[str, Any]:
+    """Build the routing table from normalised Consul health entries (rules 1-7).
+
+    Each entry is ``{"service", "id", "node", "address", "port", "tags", "passing"}``.
+    ``domains`` is a list (or an ``HAPROXY_DOMAIN``-style ``:``-separated string).
+
+    Returns ``{"backends": {name: {"service", "routing_tag", "hosts", "options", "servers"}},
+    "hosts": {host: backend name}, "warnings": [...]}``, every list and dict sorted.
+
+    Only passing instances become servers, but every valid instance, passing or not, defines
+    its backends, hosts and options. So a service whose instances all fail keeps its hosts with
+    ``servers: []`` and answers 503 instead of vanishing (and letting its host fall through to
+    another route), and health flapping never changes the structure of the config, only its
+    servers, which the Runtime API can apply without a reload.
+    """
+    warnings: list[str] = []
+    kept_domains, domain_warnings = normalise_domains(domains)
+    warnings.extend(domain_warnings)
+    backends = _collect(instances, kept_domains, warnings)
+    hosts = _resolve_hosts(backends, warnings)
+    won: dict[str, list[str]] = {name: [] for name in backends}
+    for host, name in hosts.items():
+        won[name].append(host)
+    return {
+        "backends": {name: backends[name].as_dict(won[name]) for name in sorted(backends)},
+        "hosts": hosts,
+        "warnings": _unique(warnings),
+    }
+
+
+def route_lines(table: dict[str, Any]) -> list[str]:
+    """One line per host, ``host -> backend -> servers``, for people reading a run's output."""
+    lines = []
+    for host, backend in table.get("hosts", {}).items():
+        servers = table["backends"][backend]["servers"]
+        targets = ", ".join(
+            ("[%s]:%s" if ":" in s["address"] else "%s:%s") % (s["address"], s["port"]) for s in servers
+        )
+        lines.append("{} -> {} -> {}".format(host, backend, targets or "(no passing server: 503)"))
+    return lines

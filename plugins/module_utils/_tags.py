@@ -1,0 +1,288 @@
+# Copyright (c) 2026 autoproxy.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Consul service tags: routing tags, option tags, metadata, host and backend names.
+
+These are routing rules 1-5 and 7 of the design. Everything here is pure and stdlib-only so the
+modules, the filters and the agents share one implementation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# The look-ahead caps the total length; \Z (not $) so a trailing newline never matches.
+HOST_FRAGMENT_RE = re.compile(r"(?=[A-Za-z0-9.-]{1,253}\Z)" + _LABEL + r"(?:\." + _LABEL + r")*\Z")
+
+SERVICE_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,200}\Z")
+BACKEND_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,255}\Z")
+METADATA_KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}\Z")
+# Metadata is never rendered, but it is logged and returned, so keep it printable and unquoted.
+METADATA_VALUE_RE = re.compile(r"[!$%&()*+,\-./0-9:;<=>?@A-Z\[\]^_a-z{|}~]{0,255}\Z")
+_DIGITS_RE = re.compile(r"[0-9]{1,7}\Z")
+
+BALANCE_ALGORITHMS = ("roundrobin", "static-rr", "leastconn", "first", "source", "random")
+OPTION_KEYWORDS = frozenset(("sticky_session", "weight", "balance", "maxconn", "server_alias", "server_aliases"))
+WEIGHT_RANGE = (0, 256)
+MAXCONN_RANGE = (1, 1000000)
+
+_TRUE_WORDS = ("true", "yes", "on", "1")
+_FALSE_WORDS = ("false", "no", "off", "0")
+_SHOWN_CHARS = 64
+
+
+@dataclass(frozen=True)
+class ParsedTags:
+    """The meaning of one instance's tags; see parse_tags()."""
+
+    routing: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def is_host_fragment(value: Any) -> bool:
+    """True if value is a host name or a dot-separated part of one."""
+    return isinstance(value, str) and HOST_FRAGMENT_RE.match(value) is not None
+
+
+def show(value: Any) -> str:
+    """Quote a value for a warning: escaped, shortened, never multi-line."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > _SHOWN_CHARS:
+        text = text[:_SHOWN_CHARS] + "..."
+    return "'" + text.encode("unicode_escape").decode("ascii").replace("'", "\\'") + "'"
+
+
+def split_tag_string(text: str) -> list[str]:
+    """Split a SERVICE_TAGS value on commas, registrator-style (a backslash escapes a comma)."""
+    parts = [""]
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and text[index + 1 : index + 2] == ",":
+            parts[-1] += ","
+            index += 2
+            continue
+        if char == ",":
+            parts.append("")
+        else:
+            parts[-1] += char
+        index += 1
+    return [part for part in parts if part != ""]
+
+
+def host_for_untagged(name: str) -> str:
+    """Rule 2: the host of a service without routing tags (``www_hello`` -> ``www.hello``)."""
+    return name.replace("_", ".").lower()
+
+
+def valid_service_name(name: Any) -> bool:
+    """True if a Consul service name can be routed: safe as a backend name and as a host."""
+    return (
+        isinstance(name, str) and SERVICE_NAME_RE.match(name) is not None and is_host_fragment(host_for_untagged(name))
+    )
+
+
+def haproxy_backend_name(name: str, routing_tag: str | None = None) -> str:
+    """``<tag>_<name>_backend`` (rule 1) or ``<name>_backend`` (rule 2); ValueError if unroutable."""
+    if not valid_service_name(name):
+        raise ValueError(f"invalid service name {show(name)}")
+    if routing_tag is None:
+        return f"{name}_backend"
+    if not is_host_fragment(routing_tag):
+        raise ValueError(f"invalid routing tag {show(routing_tag)} for service {show(name)}")
+    return f"{routing_tag.lower()}_{name}_backend"
+
+
+def host_for_tag(name: str, routing_tag: str) -> str:
+    """Rule 1: the host of a tagged service (``www`` + ``hello`` -> ``www.hello``).
+
+    The service part gets rule 2's ``_`` -> ``.`` too, so a name valid for rule 2 stays a valid host.
+    """
+    return f"{host_for_untagged(name)}.{routing_tag.lower()}"
+
+
+def _parse_int(value: str, low: int, high: int) -> int | None:
+    # int() alone would accept '+5', ' 5', '5_0' and non-ASCII digits.
+    if _DIGITS_RE.match(value) is None:
+        return None
+    number = int(value)
+    return number if low <= number <= high else None
+
+
+def _parse_bool(value: str) -> bool | None:
+    lowered = value.lower()
+    if lowered in _TRUE_WORDS:
+        return True
+    if lowered in _FALSE_WORDS:
+        return False
+    return None
+
+
+class _TagParser:
+    """Accumulates the result of parse_tags(); one instance per call."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.routing: list[str] = []
+        self.aliases: list[str] = []
+        self.options: dict[str, Any] = {}
+        self.metadata: dict[str, str] = {}
+        self.warnings: list[str] = []
+
+    def warn(self, tag: Any, reason: str) -> None:
+        self.warnings.append(f"service {show(self.service)}: tag {show(tag)} dropped: {reason}")
+
+    def add(self, tag: Any) -> None:
+        if not isinstance(tag, str):
+            self.warn(tag, "not a string")
+            return
+        # A space after a comma in SERVICE_TAGS is a common slip; anything else stays strict.
+        tag = tag.strip(" ")
+        if tag == "":
+            self.warn(tag, "empty tag")
+        elif tag == "sticky_session":
+            self.set_option(tag, "sticky_session", True)
+        elif is_host_fragment(tag):
+            self.add_unique(self.routing, tag.lower())
+        elif "=" in tag:
+            key, value = tag.split("=", 1)
+            if key in OPTION_KEYWORDS:
+                self.add_option(tag, key, value)
+            else:
+                self.add_metadata(tag, key, value)
+        else:
+            self.warn(tag, "neither a host name fragment, an option nor key=value metadata")
+
+    @staticmethod
+    def add_unique(items: list[str], item: str) -> None:
+        if item not in items:
+            items.append(item)
+
+    def set_option(self, tag: str, key: str, value: Any) -> None:
+        if key in self.options and self.options[key] != value:
+            self.warn(tag, f"{key} already set to {show(str(self.options[key]))}")
+            return
+        self.options[key] = value
+
+    def add_option(self, tag: str, key: str, value: str) -> None:
+        if key in ("server_alias", "server_aliases"):
+            self.add_aliases(tag, key, value)
+        elif key == "sticky_session":
+            flag = _parse_bool(value)
+            if flag is None:
+                self.warn(tag, "sticky_session takes no value or true/false")
+            elif flag:
+                self.set_option(tag, key, True)
+        elif key == "balance":
+            if value in BALANCE_ALGORITHMS:
+                self.set_option(tag, key, value)
+            else:
+                self.warn(tag, f"balance must be one of {', '.join(BALANCE_ALGORITHMS)}")
+        else:
+            low, high = WEIGHT_RANGE if key == "weight" else MAXCONN_RANGE
+            number = _parse_int(value, low, high)
+            if number is None:
+                self.warn(tag, f"{key} must be an integer {low}-{high}")
+            else:
+                self.set_option(tag, key, number)
+
+    def add_aliases(self, tag: str, key: str, value: str) -> None:
+        names = value.split(",") if key == "server_aliases" else [value]
+        for name in names:
+            if is_host_fragment(name):
+                self.add_unique(self.aliases, name.lower())
+            else:
+                self.warn(tag, f"alias {show(name)} is not a valid host name")
+
+    def add_metadata(self, tag: str, key: str, value: str) -> None:
+        if METADATA_KEY_RE.match(key) is None:
+            self.warn(tag, "metadata key must be a letter then letters, digits, '_', '.', '-' (max 64)")
+        elif METADATA_VALUE_RE.match(value) is None:
+            self.warn(tag, "metadata value must be printable ASCII without spaces, quotes, '#' or '\\' (max 255)")
+        elif key in self.metadata and self.metadata[key] != value:
+            self.warn(tag, f"metadata {show(key)} already set")
+        else:
+            self.metadata[key] = value
+
+    def result(self) -> ParsedTags:
+        return ParsedTags(
+            routing=tuple(self.routing),
+            aliases=tuple(self.aliases),
+            options=dict(self.options),
+            metadata=dict(self.metadata),
+            warnings=tuple(self.warnings),
+        )
+
+
+def parse_tags(tags: Iterable[Any] | None, *, service: str = "") -> ParsedTags:
+    """Sort an instance's tags into routing tags, aliases, options and metadata (rules 1, 4, 5, 7).
+
+    A single string is one tag (use split_tag_string() for a SERVICE_TAGS value). Bad tags are
+    dropped; each leaves a warning naming the service and the tag. The first value of a repeated
+    option wins.
+    """
+    parser = _TagParser(service)
+    if isinstance(tags, str):
+        tags = [tags]
+    for tag in tags or ():
+        parser.add(tag)
+    return parser.result()
+
+
+def normalise_domains(domains: Any) -> tuple[list[str], list[str]]:
+    """Valid, lower-cased, de-duplicated domains and warnings for the rest.
+
+    Accepts a list or an ``HAPROXY_DOMAIN``-style ``:``-separated string.
+    """
+    if domains is None:
+        return [], []
+    if isinstance(domains, str):
+        domains = [part for part in domains.split(":") if part != ""]
+    kept: list[str] = []
+    warnings: list[str] = []
+    for domain in domains:
+        candidate = domain.strip(".").lower() if isinstance(domain, str) else domain
+        if not is_host_fragment(candidate):
+            warnings.append(f"domain {show(domain)} dropped: not a valid host name")
+        elif candidate not in kept:
+            kept.append(candidate)
+    return kept, warnings
+
+
+def expand_hosts(hosts: Iterable[str], domains: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Rule 3: each host as itself and under every domain; too-long results dropped with a warning."""
+    result: list[str] = []
+    rejected: list[str] = []
+    for host in hosts:
+        for candidate in [host] + [f"{host}.{domain}" for domain in domains]:
+            if not is_host_fragment(candidate):
+                rejected.append(candidate)
+            elif candidate not in result:
+                result.append(candidate)
+    return result, rejected
+
+
+def base_hosts(name: str, parsed: ParsedTags) -> list[str]:
+    """Hosts of one instance before domains: rule 1 or rule 2, then rule 4's aliases."""
+    hosts = [host_for_tag(name, tag) for tag in parsed.routing] or [host_for_untagged(name)]
+    return hosts + [alias for alias in parsed.aliases if alias not in hosts]
+
+
+def service_hosts(name: str, tags: Iterable[Any] | None, domains: Any) -> list[str]:
+    """Every host name an instance of service ``name`` with ``tags`` answers to (rules 1-4).
+
+    An unroutable service name gives an empty list.
+    """
+    if not valid_service_name(name):
+        return []
+    parsed = parse_tags(tags, service=name)
+    kept_domains = normalise_domains(domains)[0]
+    return expand_hosts(base_hosts(name, parsed), kept_domains)[0]

@@ -1,0 +1,195 @@
+# Copyright (c) 2026 autoproxy.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""End to end: the built collection tarball, installed, deploys the stack with site.yml on the
+real Docker engine; every assertion goes through the real HAProxy by Host header or reads the
+real Consul. The stack uses its own prefix and host ports so it never touches a demo that runs
+beside it, and is torn down afterwards, also on failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.dirname(sys.executable)
+PREFIX = "apte2e"
+PROXY_PORT = 18080
+CONSUL_PORT = 18500
+DOMAINS = ("127.0.0.1.nip.io", "test")
+HELLO_HOST = f"www.hello.{DOMAINS[0]}"
+STACK_VARS = [
+    "-e", f"autoproxy_prefix={PREFIX}",
+    "-e", "proxy_http_host_ip=127.0.0.1",
+    "-e", f"proxy_http_host_port={PROXY_PORT}",
+    "-e", f"consul_http_host_port={CONSUL_PORT}",
+]
+
+
+class Ansible:
+    """Runs playbooks of the collection as installed from its built tarball."""
+
+    def __init__(self, collections_path, image_vars):
+        self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_NOCOLOR="1",
+                        ANSIBLE_FORCE_COLOR="0", ANSIBLE_CONFIG=os.devnull)
+        self.image_vars = ["-e", "@" + image_vars] if image_vars else []
+
+    def playbook(self, name, *extra, check=True):
+        cmd = [os.path.join(BIN, "ansible-playbook"), "autoproxy.stack." + name, *self.image_vars, *STACK_VARS, *extra]
+        proc = subprocess.run(cmd, env=self.env, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=900, check=False)
+        sys.stdout.write(proc.stdout)
+        if check and proc.returncode != 0:
+            pytest.fail(f"ansible-playbook {name} failed with {proc.returncode} (output above)")
+        return proc.stdout
+
+
+def recap(output):
+    """The PLAY RECAP counters of localhost."""
+    match = re.search(r"^localhost\s*:\s*(.*)$", output, re.MULTILINE)
+    if not match:
+        pytest.fail("no PLAY RECAP in the output")
+    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def http_get(host, path="/", port=PROXY_PORT):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+def consul_get(path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{CONSUL_PORT}{path}", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def wait_for(what, probe, timeout=30.0):
+    """Poll probe() until it returns a truthy value; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+        except (OSError, ValueError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+
+
+def hello_hostname(host=HELLO_HOST):
+    status, body = http_get(host)
+    match = re.search(r"My hostname is\s*([\w.-]+)", body)
+    return match.group(1) if status == 200 and match else None
+
+
+def demo_instances(passing_only):
+    entries = consul_get("/v1/health/service/www" + ("?passing=1" if passing_only else ""))
+    return sorted(e["Service"]["Meta"].get("autoproxy_container", "") for e in entries
+                  if e["Service"]["Meta"].get("autoproxy_container", "").startswith(PREFIX + "_web_"))
+
+
+@pytest.fixture(scope="module")
+def ansible(tmp_path_factory):
+    build = tmp_path_factory.mktemp("collection")
+    subprocess.run([os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--force", "--output-path",
+                    str(build), ROOT], check=True, stdout=subprocess.PIPE)
+    tarballs = list(build.glob("autoproxy-stack-*.tar.gz"))
+    if len(tarballs) != 1:
+        pytest.fail(f"ansible-galaxy collection build made {tarballs!r}")
+    collections = build / "collections"
+    # --no-deps: community.docker comes with the `ansible` package, Galaxy may be unreachable.
+    subprocess.run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "--offline", "--no-deps",
+                    "-p", str(collections), str(tarballs[0])], check=True, stdout=subprocess.PIPE)
+    runner = Ansible(str(collections), os.environ.get("AUTOPROXY_IMAGE_VARS"))
+    runner.playbook("teardown")
+    yield runner
+    runner.playbook("teardown", check=False)
+
+
+@pytest.fixture(scope="module")
+def site_output(ansible):
+    return ansible.playbook("site")
+
+
+def test_site_prints_the_routing_table(site_output):
+    assert re.search(r"www\.hello\.test -> hello_www_backend -> \d+\.\d+\.\d+\.\d+:80", site_output)
+    assert "consul-admin.infra.127.0.0.1.nip.io -> consul-admin_infra_backend" in site_output
+    assert "proxy-admin.infra.test -> proxy-admin_infra_backend" in site_output
+
+
+@pytest.mark.parametrize("host", ["www.hello.127.0.0.1.nip.io", "www.hello.test", "www.hello", "WWW.Hello.test:80"])
+def test_hello_page_by_host_header(site_output, host):
+    name = wait_for(f"the hello page at {host}", lambda: hello_hostname(host))
+    containers = subprocess.run(["docker", "ps", "--filter", f"label=autoproxy.stack.app={PREFIX}_web",
+                                 "--format", "{{.ID}}"], stdout=subprocess.PIPE, text=True, check=True).stdout
+    assert name in containers.split(), "the page must come from a demo container"
+
+
+def test_consul_ui_through_the_proxy(site_output):
+    status, body = wait_for("the Consul UI", lambda: (lambda r: r if r[0] == 200 else None)(
+        http_get(f"consul-admin.infra.{DOMAINS[0]}", "/ui/")))
+    assert "consul" in body.lower()
+    status, leader = http_get("consul-admin.infra.test", "/v1/status/leader")
+    assert status == 200 and ":8300" in leader
+
+
+def test_stats_page_through_the_proxy(site_output):
+    status, body = wait_for("the stats page", lambda: (lambda r: r if r[0] == 200 else None)(
+        http_get(f"proxy-admin.infra.{DOMAINS[1]}")))
+    assert "Statistics Report" in body
+    assert "hello_www_backend" in body
+
+
+def test_unknown_host_gets_503(site_output):
+    status, _ = http_get("nothing.here.test")
+    assert status == 503
+
+
+def test_second_site_run_changes_nothing(ansible, site_output):
+    counters = recap(ansible.playbook("site"))
+    assert counters["changed"] == 0, counters
+    assert counters["failed"] == 0
+
+
+def test_scale_up_to_three_replicas(ansible, site_output):
+    ansible.playbook("scale", "-e", "web_replicas=3")
+    wanted = [f"{PREFIX}_web_{i}" for i in (1, 2, 3)]
+    assert demo_instances(passing_only=True) == wanted
+    seen = set()
+    wait_for("3 distinct hostnames through the proxy",
+             lambda: seen.add(hello_hostname()) or len(seen - {None}) == 3, timeout=30)
+
+
+def test_scale_down_to_one_replica(ansible, site_output):
+    ansible.playbook("scale", "-e", "web_replicas=1")
+    assert demo_instances(passing_only=False) == [f"{PREFIX}_web_1"]
+    running = subprocess.run(["docker", "ps", "-a", "--filter", f"label=autoproxy.stack.app={PREFIX}_web",
+                              "--format", "{{.Names}}"], stdout=subprocess.PIPE, text=True, check=True).stdout
+    assert running.split() == [f"{PREFIX}_web_1"]
+    only = wait_for("one hostname left", hello_hostname)
+    assert all(hello_hostname() == only for _ in range(20))
+
+
+def test_teardown_removes_everything_the_stack_made(ansible, site_output):
+    ansible.playbook("teardown")
+    for kind in ("ps -a", "network ls", "volume ls"):
+        left = subprocess.run(["docker", *kind.split(), "-q", "--filter", f"label=autoproxy.stack.project={PREFIX}"],
+                              stdout=subprocess.PIPE, text=True, check=True).stdout.split()
+        assert left == [], f"docker {kind} still lists {left}"
