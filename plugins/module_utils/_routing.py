@@ -35,6 +35,9 @@ SERVER_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 _SERVER_NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_.-]")
 _MAX_ID_LENGTH = 1024
 MAX_PORT = 65535
+# Consul registers its servers' RPC port as service "consul": not HTTP, never routed. Its UI
+# is routed through the service the consul role registers (consul-admin_infra).
+UNROUTED_SERVICES = frozenset(("consul",))
 
 
 def server_name(instance_id: str, node: str = "") -> str:
@@ -186,6 +189,8 @@ class _Backend:
 def _collect(instances: Iterable[Any], domains: list[str], warnings: list[str]) -> dict[str, _Backend]:
     checked: list[_Instance] = []
     for raw in instances:
+        if isinstance(raw, dict) and raw.get("service") in UNROUTED_SERVICES:
+            continue
         instance, instance_warnings = _check_instance(raw)
         warnings.extend(instance_warnings)
         if instance is not None:

@@ -40,9 +40,9 @@ STACK_VARS = [
 class Ansible:
     """Runs playbooks of the collection as installed from its built tarball."""
 
-    def __init__(self, collections_path, image_vars):
-        self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_NOCOLOR="1",
-                        ANSIBLE_FORCE_COLOR="0", ANSIBLE_CONFIG=os.devnull)
+    def __init__(self, config, image_vars):
+        # Only the tarball's install and what the `ansible` package bundles: not the checkout.
+        self.env = dict(os.environ, ANSIBLE_CONFIG=config, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
         self.image_vars = ["-e", "@" + image_vars] if image_vars else []
 
     def playbook(self, name, *extra, check=True):
@@ -114,10 +114,13 @@ def ansible(tmp_path_factory):
     if len(tarballs) != 1:
         pytest.fail(f"ansible-galaxy collection build made {tarballs!r}")
     collections = build / "collections"
+    config = build / "ansible.cfg"
+    config.write_text(f"[defaults]\ncollections_path = {collections}\nretry_files_enabled = false\n")
     # --no-deps: community.docker comes with the `ansible` package, Galaxy may be unreachable.
     subprocess.run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "--offline", "--no-deps",
-                    "-p", str(collections), str(tarballs[0])], check=True, stdout=subprocess.PIPE)
-    runner = Ansible(str(collections), os.environ.get("AUTOPROXY_IMAGE_VARS"))
+                    "-p", str(collections), str(tarballs[0])], check=True, stdout=subprocess.PIPE,
+                   env=dict(os.environ, ANSIBLE_CONFIG=str(config)))
+    runner = Ansible(str(config), os.environ.get("AUTOPROXY_IMAGE_VARS"))
     runner.playbook("teardown")
     yield runner
     runner.playbook("teardown", check=False)

@@ -322,3 +322,12 @@ def test_route_lines_show_host_backend_and_servers():
         "www.hello -> hello_www_backend -> 10.0.0.2:80",
         "www.hello.test -> hello_www_backend -> 10.0.0.2:80",
     ]
+
+
+def test_consuls_own_rpc_service_is_never_routed():
+    table = build_routing_table(
+        [{"service": "consul", "id": "consul", "node": "n", "address": "10.0.0.9", "port": 8300, "tags": [],
+          "passing": True}],
+        ["test"],
+    )
+    assert table == {"backends": {}, "hosts": {}, "warnings": []}
