@@ -66,11 +66,14 @@ def validate_files(files, haproxy_cmd=("haproxy",)):
 
 def validate_path(cfg_path, haproxy_cmd=("haproxy",)):
     try:
-        proc = subprocess.run(list(haproxy_cmd) + ["-c", "-q", "-f", cfg_path], stdout=subprocess.PIPE,
+        proc = subprocess.run(list(haproxy_cmd) + ["-c", "-f", cfg_path], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=60, check=False)
     except OSError as exc:
         raise HaproxyError("cannot run {}: {}".format(" ".join(haproxy_cmd), exc)) from exc
-    return proc.returncode == 0, proc.stdout.decode("utf-8", "replace").strip()
+    output = proc.stdout.decode("utf-8", "replace").strip()
+    # HAProxy's version NOTICEs say nothing about the config; keep what it found.
+    findings = [line for line in output.splitlines() if "[ALERT]" in line or "[WARNING]" in line]
+    return proc.returncode == 0, "\n".join(findings) if findings else output
 
 
 def master_command(socket_path, command, timeout=10.0):
@@ -80,6 +83,8 @@ def master_command(socket_path, command, timeout=10.0):
             sock.settimeout(timeout)
             sock.connect(socket_path)
             sock.sendall(command.encode() + b"\n")
+            # Half-close: the CLI answers one command and closes instead of waiting for more.
+            sock.shutdown(socket.SHUT_WR)
             chunks = []
             while True:
                 chunk = sock.recv(65536)

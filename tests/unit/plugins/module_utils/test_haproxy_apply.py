@@ -1,0 +1,99 @@
+# Copyright (c) 2026 autoproxy.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Validate, install and reload against a real HAProxy binary (no mocks)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+import pytest
+
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
+    HaproxyError,
+    master_command,
+    read_config_dir,
+    validate_files,
+    write_files,
+)
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
+    HaproxySettings,
+    render_haproxy_config,
+)
+from ansible_collections.autoproxy.stack.plugins.module_utils._routing import build_routing_table
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rendered(tmp_path, instances=()):
+    settings = HaproxySettings(http_port=free_port(), stats_port=free_port(),
+                               runtime_socket=str(tmp_path / "admin.sock"))
+    return render_haproxy_config(build_routing_table(list(instances), ["test"]), settings)
+
+
+def test_a_rendered_config_validates(tmp_path, haproxy_bin):
+    ok, output = validate_files(rendered(tmp_path), (haproxy_bin,))
+    assert ok, output
+
+
+def test_a_broken_config_is_rejected_with_haproxys_reason(tmp_path, haproxy_bin):
+    files = rendered(tmp_path)
+    files["haproxy.cfg"] += "backend broken\n    balance no-such-algorithm\n"
+    ok, output = validate_files(files, (haproxy_bin,))
+    assert not ok
+    assert "balance only supports" in output
+    assert "haproxy.cfg:" in output, "the reason names the line"
+
+
+def test_write_files_replaces_each_file_whole(tmp_path):
+    target = tmp_path / "live"
+    write_files(str(target), {"haproxy.cfg": "one\n", "hosts.map": "a b\n"})
+    write_files(str(target), {"haproxy.cfg": "two\n", "hosts.map": "c d\n"})
+    assert read_config_dir(str(target), ["haproxy.cfg", "hosts.map", "missing"]) == {
+        "haproxy.cfg": "two\n", "hosts.map": "c d\n", "missing": None}
+    assert sorted(p.name for p in target.iterdir()) == ["haproxy.cfg", "hosts.map"]
+
+
+def ask(master, command, timeout=10.0):
+    """The master re-executes itself on reload and briefly refuses connections: retry."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return master_command(master, command)
+        except HaproxyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_master_cli_reload_starts_a_new_worker(tmp_path, haproxy_bin):
+    live = tmp_path / "live"
+    write_files(str(live), rendered(tmp_path))
+    master = str(tmp_path / "master.sock")
+    proc = subprocess.Popen([haproxy_bin, "-W", "-S", master + ",level,admin", "-f", str(live / "haproxy.cfg")])
+    try:
+        workers = [line.split()[0] for line in ask(master, "show proc").splitlines() if " worker " in line]
+        assert len(workers) == 1
+        ask(master, "reload")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            now = [line.split()[0] for line in ask(master, "show proc").splitlines() if " worker " in line]
+            if now and now[0] != workers[0]:
+                break
+            time.sleep(0.1)
+        assert now and now[0] != workers[0], "no new worker after reload"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_master_command_names_the_socket_when_it_fails(tmp_path):
+    with pytest.raises(HaproxyError, match="nothing.sock"):
+        master_command(str(tmp_path / "nothing.sock"), "show proc")
