@@ -42,10 +42,10 @@ lint: venv
 	bash -n images/select-images images/offline/build .ci/run
 
 unit: venv
-	$(BIN)/pytest -q -m "not e2e" tests/unit
+	$(BIN)/pytest -q tests/unit
 
 e2e: venv images
-	AUTOPROXY_IMAGE_VARS=$(CURDIR)/$(IMAGE_VARS) $(BIN)/pytest -v -m e2e tests/e2e
+	AUTOPROXY_IMAGE_VARS=$(CURDIR)/$(IMAGE_VARS) $(BIN)/pytest -v tests/e2e
 
 clean:
 	rm -rf $(VENV) .cache tests/output autoproxy-stack-*.tar.gz

@@ -14,11 +14,11 @@ import os
 import re
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 
 import pytest
+import support
+from support import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -63,34 +63,13 @@ def recap(output):
     return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
 
-def http_get(host, path="/", port=PROXY_PORT):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, resp.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode("utf-8", "replace")
+def http_get(host, path="/"):
+    return support.http_get(f"http://127.0.0.1:{PROXY_PORT}{path}", host)
 
 
 def consul_get(path):
     with urllib.request.urlopen(f"http://127.0.0.1:{CONSUL_PORT}{path}", timeout=5) as resp:
         return json.loads(resp.read())
-
-
-def wait_for(what, probe, timeout=30.0):
-    """Poll probe() until it returns a truthy value; fail with the last value seen."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-        except (OSError, ValueError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
 
 
 def hello_hostname(host=HELLO_HOST):
