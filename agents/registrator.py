@@ -4,11 +4,14 @@
 
 """The registrator agent: Docker events -> Consul service registrations.
 
-Accepts gliderlabs/registrator's SERVICE_* environment variables and labels (the rules are in
-plugins/module_utils/_containers.py). It subscribes to Docker events before it lists the
-running containers, so nothing that starts during start-up is missed, handles every event of
-every container on one worker thread (no reordering), reconnects the event stream forever,
-and reconciles what it registered with what runs at a fixed period, in both directions.
+Accepts gliderlabs/registrator's SERVICE_* environment variables and labels (plugins/module_utils/
+_containers.py) and its flags. It subscribes to Docker events before it lists containers (no
+start-up race), handles each container's events in order on that container's own queue, reconnects
+the event stream forever, drains a container from Consul on the ``kill`` that ends it (before
+``die``), mirrors Docker's HEALTHCHECK into a TTL check, probes a new service's check at a fast
+pace so it is routed as soon as it answers, and reconciles Consul with Docker both ways at a fixed
+period and whenever Consul comes back (a dev agent restarts empty). Only services carrying its owner
+mark are ever removed, and an unchanged service is never re-registered (the digest in Meta says so).
 """
 
 from __future__ import annotations
@@ -16,55 +19,139 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import queue
 import signal
 import socket
 import sys
 import threading
+import time
 
 import docker
 
-from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default, split_list
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError
+from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default
+from ansible_collections.autoproxy.stack.agents._registrator_runtime import KeyedSerialExecutor, probe_once
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import (
+    ConsulClient,
+    ConsulError,
+    agent_services_where,
+    filter_string,
+    register_service_checks,
+    update_ttl_check,
+)
 from ansible_collections.autoproxy.stack.plugins.module_utils._containers import (
     AgentOptions,
     container_name,
     container_services,
 )
+from ansible_collections.autoproxy.stack.plugins.module_utils._registrations import (
+    CONTAINER_META,
+    DIGEST_META,
+    add_health_check,
+    consul_status,
+    deregister_on_exit,
+    digests_match,
+    docker_health_status,
+    drains_on_kill,
+    health_check_id,
+    health_from_list_status,
+    mark_passing,
+    owned_services,
+    plan_changes,
+    probe_target,
+    registrator_cleanup_ids,
+    services_by_container,
+    with_digest,
+)
 
 log = logging.getLogger("autoproxy.registrator")
 
-OWNER_META = "autoproxy_owner"
-CONTAINER_META = "autoproxy_container"
-REGISTER_ACTIONS = ("start", "unpause")
-DEREGISTER_ACTIONS = ("die",)
+FAILURES = (ConsulError, docker.errors.DockerException, OSError)
+CONTAINER_ACTIONS = ("start", "unpause", "pause", "die", "destroy", "kill", "health_status", "rename")
+NETWORK_ACTIONS = ("connect", "disconnect")
+
+
+# ------------------------------------------------------------------------------------------------
+# options
+
+
+def _flag(parser, long_name, registrator_name, **kwargs):
+    """An option under our spelling and registrator's single-dash one."""
+    names = [long_name] + ([registrator_name] if registrator_name else [])
+    parser.add_argument(*names, **kwargs)
+
+
+def _consul_url(uri):
+    """registrator's registry URI (consul://host:port, consul-tls://host:port) or a plain URL."""
+    for prefix, scheme in (("consul-tls://", "https://"), ("consul://", "http://")):
+        if uri.startswith(prefix):
+            return scheme + uri[len(prefix):]
+    return uri
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="autoproxy-agent registrator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="autoproxy-agent registrator", description=__doc__, allow_abbrev=False)
+    parser.add_argument("registry_uri", nargs="?", help="registrator-style consul://host:port or consul-tls://...")
     parser.add_argument("--consul", default=env_default("CONSUL_HTTP_ADDR", "http://127.0.0.1:8500"),
-                        help="Consul HTTP API URL")
+                        help="Consul HTTP API URL (the registry_uri argument wins)")
     parser.add_argument("--consul-token", default=os.environ.get("CONSUL_HTTP_TOKEN"))
-    parser.add_argument("--internal", action="store_true",
-                        help="register the container's IP and exposed port (else host IP and published port)")
-    parser.add_argument("--ip", dest="host_ip", help="host IP to register for published ports")
-    parser.add_argument("--network", help="Docker network whose IP is registered for multi-network containers")
-    parser.add_argument("--explicit", action="store_true", help="only register containers with SERVICE_NAME")
-    parser.add_argument("--use-ip-from-label", dest="ip_from_label", help="take the service IP from this label")
-    parser.add_argument("--tags", default="", help="comma list of tags added to every service")
+    parser.add_argument("--consul-cacert", default=env_default("CONSUL_CACERT", None), help="CA file for https")
+    parser.add_argument("--consul-client-cert", default=env_default("CONSUL_CLIENT_CERT", None))
+    parser.add_argument("--consul-client-key", default=env_default("CONSUL_CLIENT_KEY", None))
+    _flag(parser, "--internal", "-internal", action="store_true",
+          help="register the container's IP and exposed port (else host IP and published port)")
+    _flag(parser, "--ip", "-ip", dest="host_ip", help="host IP to register for published ports")
+    parser.add_argument("--network", help="network whose IP is registered (label autoproxy.network wins)")
+    _flag(parser, "--explicit", "-explicit", action="store_true", help="only register containers with SERVICE_NAME")
+    _flag(parser, "--use-ip-from-label", "-useIpFromLabel", dest="ip_from_label",
+          help="take the service IP from this label")
+    _flag(parser, "--tags", "-tags", default="", help="comma list of tags added to every service")
     parser.add_argument("--hostname", default=socket.gethostname(), help="host name used in service IDs")
-    parser.add_argument("--deregister", choices=("always", "on-success"), default="always")
-    parser.add_argument("--resync", type=float, default=10.0,
-                        help="seconds between full reconciliations with Docker (0: only at start)")
-    parser.add_argument("--retry-interval", type=float, default=2.0, help="seconds between Consul retries at start")
-    return parser.parse_args(argv)
+    _flag(parser, "--deregister", "-deregister", choices=("always", "on-success"), default="always")
+    _flag(parser, "--cleanup", "-cleanup", action="store_true",
+          help="also remove this host's registrator-style IDs that no live container backs")
+    _flag(parser, "--resync", "-resync", type=float, default=10.0,
+          help="seconds between full reconciliations (0: only at start and after faults)")
+    _flag(parser, "--retry-attempts", "-retry-attempts", type=int, default=-1,
+          help="Consul attempts at start before exiting (-1: forever)")
+    _flag(parser, "--retry-interval", "-retry-interval", type=int, default=2000,
+          help="milliseconds between those attempts")
+    _flag(parser, "--ttl", "-ttl", type=int, default=0, help="accepted for registrator compatibility; no effect")
+    _flag(parser, "--ttl-refresh", "-ttl-refresh", type=int, default=0, help="as --ttl")
+    parser.add_argument("--filter-label", help="only manage containers with this label (KEY or KEY=VALUE)")
+    parser.add_argument("--no-script-checks", dest="script_checks", action="store_false",
+                        help="refuse SERVICE_CHECK_SCRIPT (Consul would run a container-given command)")
+    parser.add_argument("--health-ttl", default="24h", help="TTL of the check that mirrors Docker's HEALTHCHECK")
+    parser.add_argument("--probe-interval", type=float, default=0.1,
+                        help="seconds between fast probes of a new service's check (0: leave it to Consul)")
+    parser.add_argument("--probe-timeout", type=float, default=60.0, help="seconds to keep probing a new service")
+    parser.add_argument("--no-drain", dest="drain", action="store_false",
+                        help="do not deregister on the kill that ends a container (wait for die)")
+    parser.add_argument("--drain-grace", type=float, default=60.0,
+                        help="seconds a drained container that still runs stays out of Consul")
+    args = parser.parse_args(argv)
+    if args.registry_uri:
+        args.consul = _consul_url(args.registry_uri)
+    if args.ttl or args.ttl_refresh:
+        log.warning("-ttl/-ttl-refresh have no effect with Consul (as in registrator); use SERVICE_CHECK_TTL")
+    return args
+
+
+def _label_matches(labels, selector):
+    if not selector:
+        return True
+    key, sep, value = selector.partition("=")
+    return key in (labels or {}) and (not sep or labels[key] == value)
+
+
+# ------------------------------------------------------------------------------------------------
+# the agent
 
 
 class RegistratorAgent:
     def __init__(self, args, docker_client=None):
         self.args = args
-        self.docker = docker_client or docker.from_env()
-        self.consul = ConsulClient(args.consul, token=args.consul_token)
+        self.docker = docker_client or docker.from_env(timeout=30)
+        self.consul = ConsulClient(args.consul, token=args.consul_token, ca_path=args.consul_cacert,
+                                   client_cert=args.consul_client_cert, client_key=args.consul_client_key)
         self.options = AgentOptions(
             hostname=args.hostname,
             mode="internal" if args.internal else "host",
@@ -72,27 +159,282 @@ class RegistratorAgent:
             network=args.network,
             explicit=args.explicit,
             ip_from_label=args.ip_from_label,
-            tags=tuple(split_list(args.tags)),
+            tags=args.tags,
             owner="registrator:" + args.hostname,
+            script_checks=args.script_checks,
         )
-        self.work = queue.Queue()
         self.stopping = threading.Event()
-        # container id -> service IDs this agent registered for it
-        self.registered = {}
+        self.sync_wanted = threading.Event()
+        self.executor = KeyedSerialExecutor(self._task_failed)
+        self.lock = threading.Lock()
+        self.expected = set()          # service IDs this agent believes Consul holds
+        self.draining = {}             # container name -> monotonic deadline
+        self.desired_cache = {}        # container id -> (name, registrations) of a running container
+        self.names_by_id = {}
+        self.warned = {}               # container name -> last warnings logged
+        self.health_sent = {}          # container name -> (consul status, monotonic time)
+        self.refused = {}              # (service ID, digest) Consul refused -> monotonic time to retry
+        self.probing = {}              # service ID -> (container name, digest) probed before it is registered
 
-    # ---- Docker side
+    # ---- Consul state this agent owns
+    def owned_for(self, name):
+        found = agent_services_where(self.consul, f"Meta.{CONTAINER_META} == {filter_string(name)}")
+        return owned_services(found, self.options.owner)
+
+    def _expect(self, service_id, present):
+        with self.lock:
+            (self.expected.add if present else self.expected.discard)(service_id)
+
+    def missing_expected(self):
+        with self.lock:
+            expected = set(self.expected)
+        if not expected:
+            return set()
+        return expected - set(owned_services(self.consul.agent_services(), self.options.owner))
+
+    # ---- what a container should have
+    def selected(self, inspect):
+        return _label_matches((inspect.get("Config") or {}).get("Labels"), self.args.filter_label)
+
+    def desired(self, inspect):
+        name = container_name(inspect)
+        if not self.selected(inspect):
+            return []
+        services, warnings = container_services(inspect, self.options)
+        if tuple(warnings) != self.warned.get(name):
+            # Logged when they change, not on every periodic pass.
+            for warning in warnings:
+                log.warning("%s", warning)
+            self.warned[name] = tuple(warnings)
+        health = docker_health_status(inspect)
+        if health is not None:
+            services = [add_health_check(s, self.args.health_ttl, consul_status(health)) for s in services]
+        return [with_digest(service) for service in services]
+
+    def is_draining(self, name):
+        deadline = self.draining.get(name)
+        if deadline is None:
+            return False
+        if time.monotonic() < deadline:
+            return True
+        log.warning("container %s still runs %.0fs after the signal that drained it; routing it again",
+                    name, self.args.drain_grace)
+        self.draining.pop(name, None)
+        return False
+
+    def inspect(self, name):
+        try:
+            return self.docker.api.inspect_container(name)
+        except docker.errors.NotFound:
+            return None
+
+    # ---- per-container tasks (always on the container's own queue)
+    def reconcile(self, name, started=False, snapshot=None):
+        """Make Consul hold what the container wants now.
+
+        ``snapshot``: this container's services from a full pass, saving a Consul read per container
+        when Consul came back empty; at worst it is older than a registration made since, which is
+        then sent again unchanged.
+        """
+        if started:
+            self.draining.pop(name, None)
+        inspect = self.inspect(name)
+        state = (inspect or {}).get("State")
+        running = bool(state and state.get("Running") and not state.get("Paused"))
+        have = self.owned_for(name) if snapshot is None else snapshot
+        if running:
+            desired = [] if self.is_draining(name) else self.desired(inspect)
+        elif have and not deregister_on_exit(self.args.deregister, state):
+            log.info("container %s exited with %s: left registered (--deregister on-success)",
+                     name, state.get("ExitCode"))
+            return
+        else:
+            desired = []
+            self.draining.pop(name, None)
+            self.health_sent.pop(name, None)
+        to_register, to_deregister = plan_changes(desired, have)
+        self._cancel_probes(name, keep={(r["ID"], r["Meta"][DIGEST_META]) for r in desired})
+        for service_id in to_deregister:
+            self.deregister(service_id, name)
+        for registration in to_register:
+            if not self._refused_recently(registration):
+                self.register(registration, name, new=registration["ID"] not in have)
+        if running and to_register:
+            self.health_sent[name] = (self._health_of(desired), time.monotonic())
+
+    def register(self, registration, name, new=False):
+        """Register now, or once its check first passes when it is new and has a check to probe.
+
+        Consul starts a new check as critical and runs it first after a random part of its interval,
+        and keeps the status of an existing check when a service is registered again: so a new
+        service is probed first and registered as passing, while a changed one keeps its state.
+        """
+        target = probe_target(registration) if new and self.args.probe_interval > 0 else None
+        if target:
+            key = (registration["ID"], registration["Meta"][DIGEST_META])
+            if self.probing.get(key[0]) == (name, key[1]):
+                return  # already being probed
+            # One quick attempt first: an app that already answers (a restore, a restart) registers at once.
+            if probe_once(dict(target, timeout=min(target["timeout"], 0.3))):
+                registration = mark_passing(registration)
+            else:
+                self.probing[key[0]] = (name, key[1])
+                threading.Thread(target=self.probe_until_passing, args=(name, registration, target),
+                                 name=f"probe-{registration['ID']}"[:60], daemon=True).start()
+                log.info("%s (%s) waits for its check to pass before it is registered", registration["ID"], name)
+                return
+        self._send(registration, name)
+
+    def _send(self, registration, name):
+        try:
+            # Replacing checks drops one the previous definition had and this one has not.
+            register_service_checks(self.consul, registration, True)
+        except ConsulError as exc:
+            if exc.status is None:
+                raise  # Consul unreachable: the reconciliation retries
+            # Consul answered no to this registration: bad input of this container, retried only later.
+            log.warning("container %s: Consul refused service %s: %s", name, registration["ID"], exc)
+            self.refused[(registration["ID"], registration["Meta"][DIGEST_META])] = time.monotonic() + 60
+            return
+        self._expect(registration["ID"], True)
+        status = (registration.get("Check") or next(iter(registration.get("Checks") or []), {})).get("Status")
+        log.info("registered %s (%s %s:%s) for %s%s", registration["ID"], registration["Name"],
+                 registration.get("Address"), registration.get("Port"), name,
+                 f" as {status}" if status else "")
+
+    def deregister(self, service_id, name, reason=""):
+        self._expect(service_id, False)
+        self.consul.deregister_service(service_id)
+        log.info("deregistered %s (%s)%s", service_id, name, reason)
+
+    def _cancel_probes(self, name, keep=()):
+        for service_id, (owner, digest) in list(self.probing.items()):
+            if owner == name and (service_id, digest) not in keep:
+                self.probing.pop(service_id, None)
+
+    def probe_until_passing(self, name, registration, target):
+        deadline = time.monotonic() + self.args.probe_timeout
+        mine = (name, registration["Meta"][DIGEST_META])
+        passed = False
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            if self.probing.get(registration["ID"]) != mine:
+                return  # the container stopped or changed meanwhile
+            if probe_once(target):
+                passed = True
+                break
+            self.stopping.wait(self.args.probe_interval)
+        if not passed:
+            log.info("%s did not pass its check within %.0fs: registered, Consul's check decides",
+                     registration["ID"], self.args.probe_timeout)
+        self.executor.submit(name, self.register_probed, name, registration, passed)
+
+    def register_probed(self, name, registration, passed):
+        """Register after the probe, if the container still wants exactly what was probed."""
+        if self.probing.get(registration["ID"]) != (name, registration["Meta"][DIGEST_META]):
+            return
+        self.probing.pop(registration["ID"], None)
+        inspect = self.inspect(name)
+        if inspect is None or not (inspect.get("State") or {}).get("Running") or self.is_draining(name):
+            return
+        current = {s["ID"]: s for s in self.desired(inspect)}.get(registration["ID"])
+        if current is None or current["Meta"] != registration["Meta"]:
+            return
+        self._send(mark_passing(current) if passed else current, name)
+
+    def drain(self, name, signal_value):
+        inspect = self.inspect(name)
+        stop_signal = ((inspect or {}).get("Config") or {}).get("StopSignal")
+        if inspect is None or not drains_on_kill(signal_value, stop_signal):
+            return
+        self.draining[name] = time.monotonic() + self.args.drain_grace
+        self._cancel_probes(name)
+        for service_id in sorted(self.owned_for(name)):
+            self.deregister(service_id, name, f" before it stops (signal {signal_value})")
+
+    def update_health(self, name):
+        inspect = self.inspect(name)
+        health = docker_health_status(inspect) if inspect else None
+        if health is None:
+            return
+        status = consul_status(health)
+        for service_id in sorted(self.owned_for(name)):
+            update_ttl_check(self.consul, health_check_id(service_id), status, f"Docker health status: {health}")
+        self.health_sent[name] = (status, time.monotonic())
+        log.info("%s: Docker health %s -> Consul %s", name, health, status)
+
+    def _refused_recently(self, registration):
+        key = (registration["ID"], registration["Meta"][DIGEST_META])
+        retry_at = self.refused.get(key)
+        if retry_at is not None and time.monotonic() >= retry_at:
+            self.refused.pop(key, None)
+            return False
+        return retry_at is not None
+
+    @staticmethod
+    def _health_of(registrations):
+        for registration in registrations:
+            for check in registration.get("Checks") or []:
+                if check.get("CheckID", "").startswith("autoproxy-docker-health:"):
+                    return check.get("Status")
+        return None
+
+    def _task_failed(self, key, exc):
+        if isinstance(exc, FAILURES):
+            log.warning("container %s: %s; will reconcile", key, exc)
+        else:
+            log.exception("container %s: unexpected failure; will reconcile", key, exc_info=exc)
+        self.sync_wanted.set()
+
+    # ---- Docker events
     def subscribe(self):
-        return self.docker.api.events(decode=True, filters={"type": "container"})
+        return self.docker.api.events(decode=True, filters={"type": ["container", "network"]})
+
+    def dispatch(self, event):
+        action = (event.get("Action") or event.get("status") or "").split(":")[0]
+        actor = event.get("Actor") or {}
+        attributes = actor.get("Attributes") or {}
+        if event.get("Type") == "network":
+            if action in NETWORK_ACTIONS:
+                self.dispatch_network(attributes.get("container", ""))
+            return
+        if action not in CONTAINER_ACTIONS or not _label_matches(attributes, self.args.filter_label):
+            return
+        container_id = actor.get("ID") or event.get("id") or ""
+        name = attributes.get("name") or self.names_by_id.get(container_id) or container_id[:12]
+        self.names_by_id[container_id] = name
+        if action == "kill":
+            if self.args.drain:
+                self.executor.submit(name, self.drain, name, attributes.get("signal"))
+        elif action == "health_status":
+            self.executor.submit(name, self.update_health, name)
+        elif action == "rename":
+            old_name = attributes.get("oldName", "").lstrip("/")
+            self.desired_cache.pop(container_id, None)
+            if old_name:
+                self.executor.submit(old_name, self.reconcile, old_name)
+            self.executor.submit(name, self.reconcile, name)
+        else:
+            if action in ("start", "die", "destroy"):
+                self.desired_cache.pop(container_id, None)
+            self.executor.submit(name, self.reconcile, name, action == "start")
+
+    def dispatch_network(self, container_id):
+        self.desired_cache.pop(container_id, None)
+        name = self.names_by_id.get(container_id)
+        if name is None:
+            inspect = self.inspect(container_id)
+            if inspect is None or not self.selected(inspect):
+                return
+            name = container_name(inspect)
+        self.executor.submit(name, self.reconcile, name)
 
     def pump_events(self, stream):
-        backoff = Backoff()
+        backoff = Backoff(cap=2.0)
         while not self.stopping.is_set():
             try:
                 for event in stream:
                     backoff.reset()
-                    action = (event.get("Action") or event.get("status") or "").split(":")[0]
-                    if action in REGISTER_ACTIONS or action in DEREGISTER_ACTIONS:
-                        self.work.put((action, event.get("id") or event.get("Actor", {}).get("ID"), event))
+                    self.dispatch(event)
                 log.warning("Docker event stream closed; reconnecting")
             except Exception as exc:  # noqa: BLE001 - any failure of the stream means: reconnect
                 log.warning("Docker event stream failed: %s; reconnecting", exc)
@@ -102,122 +444,138 @@ class RegistratorAgent:
             except Exception as exc:  # noqa: BLE001
                 log.warning("cannot subscribe to Docker events: %s", exc)
                 continue
-            # Events may have been missed while disconnected.
-            self.work.put(("sync", None, None))
+            # Subscribed again first; what happened while disconnected is found by a full pass.
+            self.sync_wanted.set()
 
-    def running_containers(self):
-        return [self.docker.api.inspect_container(c["Id"]) for c in self.docker.api.containers()]
+    # ---- full reconciliation
+    def list_containers(self):
+        filters = {"label": self.args.filter_label} if self.args.filter_label else None
+        return self.docker.api.containers(all=True, filters=filters)
 
-    # ---- Consul side
-    def desired(self, inspect):
-        services, warnings = container_services(inspect, self.options)
-        for warning in warnings:
-            log.warning("%s", warning)
-        return services
+    def cached_desired(self, container):
+        entry = self.desired_cache.get(container["Id"])
+        if entry is None:
+            inspect = self.inspect(container["Id"])
+            if inspect is None:
+                return None, []
+            entry = (container_name(inspect), self.desired(inspect))
+            self.desired_cache[container["Id"]] = entry
+        name, services = entry
+        return name, [] if self.is_draining(name) else services
 
-    def register(self, inspect):
-        ids = []
-        for service in self.desired(inspect):
-            self.consul.register_service(service)
-            ids.append(service["ID"])
-            log.info("registered %s (%s %s:%s) for %s", service["ID"], service["Name"], service.get("Address"),
-                     service.get("Port"), container_name(inspect))
-        if ids:
-            self.registered[inspect["Id"]] = ids
+    def sync_pass(self):
+        containers = self.list_containers()
+        all_services = self.consul.agent_services()
+        grouped = services_by_container(owned_services(all_services, self.options.owner))
+        running = set()
+        stale_reconcile = set()
+        for container in containers:
+            name = (container.get("Names") or ["/" + container["Id"][:12]])[0].lstrip("/")
+            self.names_by_id[container["Id"]] = name
+            if container.get("State") != "running":
+                continue
+            running.add(name)
+            name, desired = self.cached_desired(container)
+            if name is None:
+                continue
+            if not digests_match(desired, grouped.get(name, {})):
+                stale_reconcile.add(name)
+            elif self._health_is_stale(name, container):
+                self.executor.submit(name, self.update_health, name)
+        live = {c["Id"] for c in containers if c.get("State") == "running"}
+        for container_id in list(self.desired_cache):
+            if container_id not in live:
+                self.desired_cache.pop(container_id, None)
+        stale_reconcile.update(name for name in grouped if name not in running)
+        for name in sorted(stale_reconcile):
+            self.executor.submit(name, self.reconcile, name, False, grouped.get(name, {}))
+        if self.args.cleanup:
+            names = {(c.get("Names") or [""])[0].lstrip("/") for c in containers}
+            for service_id in registrator_cleanup_ids(all_services, self.args.hostname, names, self.options.owner):
+                self.consul.deregister_service(service_id)
+                log.info("cleanup: deregistered %s (registrator-style ID, no live container)", service_id)
 
-    def deregister(self, container_id, event):
-        attributes = (event or {}).get("Actor", {}).get("Attributes", {})
-        if self.args.deregister == "on-success" and attributes.get("exitCode", "0") != "0":
-            log.info("container %s exited with %s: left registered (--deregister on-success)",
-                     attributes.get("name", container_id[:12]), attributes.get("exitCode"))
-            return
-        ids = set(self.registered.pop(container_id, ()))
-        name = attributes.get("name")
-        if name:
-            ids.update(sid for sid, svc in self.owned().items() if svc.get("Meta", {}).get(CONTAINER_META) == name)
-        for service_id in sorted(ids):
-            self.consul.deregister_service(service_id)
-            log.info("deregistered %s (%s)", service_id, name or container_id[:12])
+    def _health_is_stale(self, name, container):
+        health = health_from_list_status(container.get("Status"))
+        if health is None:
+            return False
+        sent = self.health_sent.get(name)
+        # Refreshed well before the TTL runs out, and whenever Docker's status differs from what was sent.
+        return sent is None or sent[0] != consul_status(health) or time.monotonic() - sent[1] > 600
 
-    def owned(self):
-        return {sid: svc for sid, svc in self.consul.agent_services().items()
-                if (svc.get("Meta") or {}).get(OWNER_META) == self.options.owner}
-
-    def sync(self):
-        """Make Consul hold exactly the registrations of the running containers (ours only)."""
-        wanted = {}
-        self.registered = {}
-        for inspect in self.running_containers():
-            for service in self.desired(inspect):
-                wanted[service["ID"]] = service
-                self.registered.setdefault(inspect["Id"], []).append(service["ID"])
-        have = self.owned()
-        for service_id in sorted(set(wanted) - set(have)):
-            self.consul.register_service(wanted[service_id])
-            log.info("sync: registered missing %s", service_id)
-        for service_id in sorted(set(have) - set(wanted)):
-            self.consul.deregister_service(service_id)
-            log.info("sync: deregistered stale %s", service_id)
-
-    # ---- main loop
-    def handle(self, action, container_id, event):
-        if action == "sync":
-            self.sync()
-        elif action in DEREGISTER_ACTIONS:
-            self.deregister(container_id, event)
-        else:
-            try:
-                inspect = self.docker.api.inspect_container(container_id)
-            except docker.errors.NotFound:
+    def sync_loop(self):
+        backoff = Backoff(first=0.2, cap=2.0)
+        period = self.args.resync if self.args.resync > 0 else None
+        while not self.stopping.is_set():
+            self.sync_wanted.wait(timeout=period)
+            if self.stopping.is_set():
                 return
-            if inspect.get("State", {}).get("Running"):
-                self.register(inspect)
+            self.sync_wanted.clear()
+            try:
+                self.sync_pass()
+                backoff.reset()
+            except FAILURES as exc:
+                log.warning("reconciliation failed: %s; retrying", exc)
+                backoff.sleep(self.stopping)
+                self.sync_wanted.set()
 
+    # ---- Consul watch: notices a Consul that came back empty, or lost one of our services
+    def watch_consul(self):
+        index = None
+        was_down = False
+        backoff = Backoff(first=0.1, cap=1.0)
+        while not self.stopping.is_set():
+            try:
+                _, new_index = self.consul.catalog_services(index=index, wait=30)
+                missing = self.missing_expected() if index is not None and new_index != index else set()
+            except ConsulError as exc:
+                if not was_down:
+                    log.warning("Consul unreachable: %s", exc)
+                was_down = True
+                index = None
+                backoff.sleep(self.stopping)
+                continue
+            backoff.reset()
+            if was_down or missing or (index and new_index and new_index < index):
+                log.info("Consul %s: reconciling now", f"lost {len(missing)} of our services" if missing else "is back")
+                self.sync_wanted.set()
+                was_down = False
+            index = new_index
+
+    # ---- start and stop
     def wait_for_consul(self):
+        attempt = 0
         while not self.stopping.is_set():
             try:
                 if self.consul.leader():
-                    return
-                log.info("Consul at %s has no leader yet", self.args.consul)
+                    return True
+                problem = "no leader yet"
             except ConsulError as exc:
-                log.info("waiting for Consul: %s", exc)
-            self.stopping.wait(self.args.retry_interval)
-
-    def schedule_resync(self):
-        if self.args.resync <= 0 or self.stopping.is_set():
-            return
-        timer = threading.Timer(self.args.resync, self.resync_now)
-        timer.daemon = True
-        timer.start()
-
-    def resync_now(self):
-        self.work.put(("sync", None, None))
-        self.schedule_resync()
+                problem = str(exc)
+            attempt += 1
+            if 0 <= self.args.retry_attempts < attempt:
+                log.error("Consul at %s not ready after %d attempts: %s", self.args.consul, attempt, problem)
+                return False
+            log.info("waiting for Consul (%s)", problem)
+            self.stopping.wait(self.args.retry_interval / 1000.0)
+        return False
 
     def run(self):
-        self.wait_for_consul()
+        if not self.wait_for_consul():
+            return 0 if self.stopping.is_set() else 1
         # Subscribe first, then list: a container that starts in between is in the stream.
         stream = self.subscribe()
-        threading.Thread(target=self.pump_events, args=(stream,), name="docker-events", daemon=True).start()
-        self.work.put(("sync", None, None))
-        self.schedule_resync()
-        backoff = Backoff()
-        while not self.stopping.is_set():
-            try:
-                action, container_id, event = self.work.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            try:
-                self.handle(action, container_id, event)
-                backoff.reset()
-            except (ConsulError, docker.errors.APIError, OSError) as exc:
-                log.warning("%s %s failed: %s; will reconcile", action, (container_id or "")[:12], exc)
-                backoff.sleep(self.stopping)
-                self.work.put(("sync", None, None))
+        for target, name, args in ((self.pump_events, "docker-events", (stream,)),
+                                   (self.sync_loop, "reconcile", ()), (self.watch_consul, "consul-watch", ())):
+            threading.Thread(target=target, args=args, name=name, daemon=True).start()
+        self.sync_wanted.set()
+        log.info("registrator agent started: owner %s, Consul %s", self.options.owner, self.args.consul)
+        self.stopping.wait()
         return 0
 
     def stop(self, *_):
         self.stopping.set()
+        self.sync_wanted.set()
 
 
 def main(argv):

@@ -152,3 +152,36 @@ CONNECTION_ARGSPEC = {
 def client_from_params(params):
     return ConsulClient(params["url"], token=params.get("token"), timeout=params["timeout"],
                         ca_path=params.get("ca_path"), validate_certs=params["validate_certs"])
+
+
+# ---- used by the registrator agent (appended; the client above is shared)
+
+
+def agent_services_where(client, expression):
+    """``GET /v1/agent/services?filter=...``: only the services matching a Consul filter expression."""
+    value, _ = client.request("GET", "/v1/agent/services", params={"filter": expression})
+    return value or {}
+
+
+def update_ttl_check(client, check_id, status, output=""):
+    """Set a TTL check's status (passing, warning or critical) and output."""
+    client.request("PUT", "/v1/agent/check/update/" + urllib.parse.quote(check_id, safe=""),
+                   body={"Status": status, "Output": output})
+
+
+def filter_string(value):
+    """A value quoted for a Consul filter expression."""
+    return json.dumps(str(value))
+
+
+# ---- added for the consul_service module (issue 5)
+def agent_checks(client):
+    """Every check the agent holds, keyed by check id (/v1/agent/checks)."""
+    value, _ = client.request("GET", "/v1/agent/checks")
+    return value or {}
+
+
+def register_service_checks(client, registration, replace_existing_checks):
+    """Register a service; with ``replace_existing_checks`` the agent drops its checks not in ``Checks``."""
+    params = {"replace-existing-checks": "true"} if replace_existing_checks else None
+    client.request("PUT", "/v1/agent/service/register", params=params, body=registration)

@@ -16,8 +16,9 @@ Consul service ``Meta``.
 
 Where this deliberately differs from registrator:
 
-* the address on a multi-network container is chosen deterministically (``network`` option, then the
-  network of ``HostConfig.NetworkMode``, then the first network by name) instead of at random;
+* the address on a multi-network container is chosen deterministically (the ``autoproxy.network``
+  label, then the ``network`` option, then the network of ``HostConfig.NetworkMode``, then the first
+  network by name) instead of at random;
 * tags keep their written order, are trimmed, de-duplicated, and empty ones are dropped;
 * ``check_*`` keys are not copied into Meta (registrator#620), invalid Meta entries are dropped one
   by one instead of failing the whole registration, and ``autoproxy_*`` Meta keys are reserved for
@@ -40,7 +41,10 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-__all__ = ["AgentOptions", "container_name", "container_services", "service_keys"]
+__all__ = ["NETWORK_LABEL", "AgentOptions", "container_name", "container_services", "service_keys"]
+
+# A container label naming the network whose IP is registered; it wins over the agent's network option.
+NETWORK_LABEL = "autoproxy.network"
 
 _PREFIX = "SERVICE_"
 
@@ -310,12 +314,25 @@ def _network_ip(network):
     return ""
 
 
-def _container_ip(inspect, options):
+def _label_network(inspect, networks, warn_text):
+    """The network named by the autoproxy.network label, or '' (with a warning when it cannot be used)."""
+    labels = _dict(_dict(_dict(inspect).get("Config")).get("Labels"))
+    wanted = _str(labels.get(NETWORK_LABEL)).strip()
+    if wanted and not _network_ip(networks.get(wanted)):
+        warn_text(f"label {NETWORK_LABEL}={_show(wanted)} ignored: the container has no IP on that network")
+        return ""
+    return wanted
+
+
+def _container_ip(inspect, options, warn_text=lambda _text: None):
     """The container's own IP, chosen deterministically among its networks."""
     settings = _dict(_dict(inspect).get("NetworkSettings"))
     networks = _dict(settings.get("Networks"))
     mode = _network_mode(inspect)
     candidates = []
+    label_network = _label_network(inspect, networks, warn_text)
+    if label_network:
+        candidates.append(label_network)
     if options.network:
         candidates.append(options.network)
     if mode not in _SPECIAL_NETWORK_MODES and not mode.startswith("container:"):
@@ -364,7 +381,7 @@ def _service_address(inspect, options, host_ip_hint, warn_text):
         warn_text(f"no address to register: network mode {_show(mode)} shares another container's network "
                   "(give the address in the agent's ip_from_label label)")
         return None
-    ip = _container_ip(inspect, options)
+    ip = _container_ip(inspect, options, warn_text)
     if not ip:
         warn_text("no address to register: the container has no IP address on any network")
         return None

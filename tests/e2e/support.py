@@ -164,3 +164,43 @@ class Consul:
 
     def health(self, service):
         return self.get(f"/v1/health/service/{service}")
+
+
+# ---- registrator agent helpers (appended for tests/e2e/test_registrator_*.py)
+
+DOCKER_SOCKET_MOUNT = ("-v", "/var/run/docker.sock:/var/run/docker.sock")
+
+
+def run_registrator(resources, image, network, consul, stem, *args):
+    """The registrator agent from ``image`` on ``network``, managing only containers labelled aptest.reg=<stem>.
+
+    Its --hostname is ``stem`` too, so service IDs and the owner mark are the test's own.
+    """
+    return resources.run(stem, image, "registrator", f"--consul={consul.internal_url}", "--internal",
+                         f"--hostname={stem}", f"--filter-label=aptest.reg={stem}", *args,
+                         network=network, labels={"SERVICE_IGNORE": "true"}, options=DOCKER_SOCKET_MOUNT)
+
+
+def owned_services(consul, owner_stem):
+    """Services in Consul carrying the owner mark of the registrator agent with --hostname=owner_stem."""
+    return {sid: svc for sid, svc in consul.agent_services().items()
+            if (svc.get("Meta") or {}).get("autoproxy_owner") == f"registrator:{owner_stem}"}
+
+
+def service_checks(consul, service_name):
+    """The Consul agent's checks of a service, keyed by service ID then check ID.
+
+    The agent's view, because the catalog gets a new check output only when the status changes.
+    """
+    found = {}
+    for check in consul.get("/v1/agent/checks").values():
+        if check["ServiceName"] != service_name:
+            continue
+        found.setdefault(check["ServiceID"], {})[check["CheckID"]] = check
+    return found
+
+
+def container_logs(name):
+    """A container's stdout and stderr (the agents log to stderr)."""
+    proc = subprocess.run(["docker", "logs", name], capture_output=True, text=True, timeout=60, check=False)
+    return proc.stdout + proc.stderr

@@ -292,6 +292,20 @@ ADDRESS_CASES = [
         id="multi-network-deterministic-first-by-name",
     ),
     pytest.param(
+        inspect(networks=TWO_NETWORKS, network_mode="demo", labels={"autoproxy.network": "alpha"}),
+        opts(network="zeta"),
+        [("10.0.1.2", 80)],
+        [],
+        id="network-label-wins-over-option",
+    ),
+    pytest.param(
+        inspect(networks=TWO_NETWORKS, network_mode="demo", labels={"autoproxy.network": "absent"}),
+        opts(network="zeta"),
+        [("10.0.9.2", 80)],
+        ["container 'web_1': label autoproxy.network='absent' ignored: the container has no IP on that network"],
+        id="network-label-unknown-warns-and-falls-back",
+    ),
+    pytest.param(
         inspect(
             networks={"v6": {"IPAddress": "", "GlobalIPv6Address": "2001:db8::5"}},
             network_mode="v6",

@@ -1,0 +1,267 @@
+# Copyright (c) 2026 autoproxy.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Registrator agent benchmark (not part of CI). Real Docker engine, real Consul, real proxy agent.
+
+    .venv/bin/python bench/registrator/bench.py [--image autoproxy/agent:test] [--containers 100] [--rate 12]
+
+1. Starts --containers app containers at --rate per second; Docker ``start`` event time -> the service's
+   first appearance in the Consul agent (polled every 5 ms): p50/p95/p99.
+2. Starts --routed containers with an HTTP check (5 s interval), half managed by an agent that probes
+   (the default) and half by one with --probe-interval 0 (plain Consul check scheduling), each under
+   its own host name: time from the app's first 2xx (polled from this host) to the first 2xx routed
+   through the proxy, p50/p95 per group.
+3. Agent RSS and CPU while idle with everything registered, and the time to restore every
+   registration after Consul restarts empty.
+Everything it creates carries the label autoproxy.bench=<run> and is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import socket
+import statistics
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+RUN = uuid.uuid4().hex[:6]
+LABEL = f"autoproxy.bench={RUN}"
+
+
+def docker(*args, check=True):
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, check=False, timeout=900)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(url, host=None, timeout=1.0):
+    req = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+    except (OSError, ValueError):
+        return None, b""
+
+
+def percentiles(values):
+    values = sorted(values)
+    if not values:
+        return "n/a"
+
+    def pick(q):
+        return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+    return (f"n={len(values)} p50={pick(0.5) * 1000:.0f} ms p95={pick(0.95) * 1000:.0f} ms "
+            f"p99={pick(0.99) * 1000:.0f} ms max={values[-1] * 1000:.0f} ms")
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.net = f"apbench-{RUN}"
+        self.consul_port = free_port()
+        self.proxy_port = free_port()
+        self.consul_url = f"http://127.0.0.1:{self.consul_port}"
+
+    def name(self, stem):
+        return f"apbench-{RUN}-{stem}"
+
+    def run(self, stem, image, *args, env=None, labels=None, options=()):
+        cmd = ["run", "-d", "--name", self.name(stem), "--label", LABEL, "--network", self.net]
+        for key, value in (env or {}).items():
+            cmd += ["-e", f"{key}={value}"]
+        for key, value in (labels or {}).items():
+            cmd += ["--label", f"{key}={value}"]
+        docker(*cmd, *options, image, *args)
+        return self.name(stem)
+
+    def consul(self, path):
+        with urllib.request.urlopen(self.consul_url + path, timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def wait(self, what, probe, timeout=120, interval=0.05):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if probe():
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(interval)
+        raise RuntimeError(f"timed out waiting for {what}")
+
+    # ---- set-up
+    def setup(self):
+        docker("network", "create", "--label", LABEL, self.net)
+        self.run("consul", self.args.consul_image, "agent", "-dev", "-client=0.0.0.0", labels={"SERVICE_IGNORE": "1"},
+                 options=("-p", f"127.0.0.1:{self.consul_port}:8500", "--network-alias", "consul"))
+        self.wait("Consul", lambda: self.consul("/v1/status/leader"))
+        sock = ("-v", "/var/run/docker.sock:/var/run/docker.sock")
+        for stem, extra in (("reg", ()), ("regplain", ("--probe-interval=0",))):
+            self.run(stem, self.args.image, "registrator", "--consul=http://consul:8500", "--internal",
+                     f"--hostname={stem}", f"--filter-label=apbench.agent={RUN}-{stem}", *extra,
+                     labels={"SERVICE_IGNORE": "1"}, options=sock)
+        self.run("proxy", self.args.image, "proxy", "--consul=http://consul:8500", "--http-port=8080",
+                 "--domains=test", labels={"SERVICE_IGNORE": "1"}, options=("-p", f"127.0.0.1:{self.proxy_port}:8080"))
+
+    def cleanup(self):
+        ids = docker("ps", "-aq", "--filter", f"label={LABEL}", check=False).split()
+        for start in range(0, len(ids), 20):
+            docker("rm", "-f", *ids[start:start + 20], check=False)
+        docker("network", "rm", self.net, check=False)
+
+    # ---- 1: event -> registration
+    def registration_latency(self):
+        seen = {}
+        events = {}
+        stop = threading.Event()
+        proc = subprocess.Popen(["docker", "events", "--format", "{{json .}}", "--filter", "event=start",
+                                 "--filter", f"label=apbench.agent={RUN}-reg"], stdout=subprocess.PIPE, text=True)
+
+        def read_events():
+            for line in proc.stdout:
+                event = json.loads(line)
+                events[event["Actor"]["Attributes"]["name"]] = event["timeNano"] / 1e9
+
+        def poll_consul():
+            while not stop.is_set():
+                now = time.time()
+                try:
+                    for svc in self.consul("/v1/agent/services").values():
+                        seen.setdefault(svc["Meta"].get("autoproxy_container"), now)
+                except OSError:
+                    pass
+                time.sleep(0.005)
+
+        threading.Thread(target=read_events, daemon=True).start()
+        poller = threading.Thread(target=poll_consul, daemon=True)
+        poller.start()
+        time.sleep(0.5)
+        names = []
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            futures = []
+            for i in range(self.args.containers):
+                target = started + i / self.args.rate
+                time.sleep(max(0.0, target - time.monotonic()))
+                futures.append(pool.submit(self.run, f"app{i}", self.args.app_image,
+                                           env={"SERVICE_NAME": "benchapp", "SERVICE_TAGS": "bench"},
+                                           labels={"apbench.agent": f"{RUN}-reg"}))
+            names = [f.result() for f in futures]
+        elapsed = time.monotonic() - started
+        self.wait("every app registered", lambda: all(n in seen for n in names), timeout=120)
+        stop.set()
+        poller.join()
+        proc.terminate()
+        latencies = [seen[n] - events[n] for n in names if n in events]
+        return names, elapsed, latencies
+
+    # ---- 2: app answers -> routed
+    def routed_latency(self):
+        results = {"probe": [], "plain": []}
+
+        def one(i, group):
+            agent = "reg" if group == "probe" else "regplain"
+            service = f"r{i}{group}"
+            name = self.run(f"routed{i}{group}", self.args.app_image,
+                            env={"SERVICE_NAME": service, "SERVICE_TAGS": "bench", "SERVICE_CHECK_HTTP": "/",
+                                 "SERVICE_CHECK_INTERVAL": "5s"},
+                            labels={"apbench.agent": f"{RUN}-{agent}"})
+            ip = docker("inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{self.net}").IPAddress}}}}', name)
+            answered = routed = None
+            deadline = time.monotonic() + 60
+            url = f"http://127.0.0.1:{self.proxy_port}/"
+            while time.monotonic() < deadline and routed is None:
+                now = time.monotonic()
+                if answered is None and get(f"http://{ip}/", timeout=0.2)[0] == 200:
+                    answered = now
+                if get(url, host=f"{service}.bench.test", timeout=1.0)[0] == 200:
+                    routed = time.monotonic()
+                time.sleep(0.01)
+            if answered and routed:
+                results[group].append(max(0.0, routed - answered))
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda i: one(i // 2, ("probe", "plain")[i % 2]), range(2 * self.args.routed)))
+        return results
+
+    # ---- 3: footprint and restore
+    def agent_footprint(self, seconds=30):
+        pid = docker("inspect", "-f", "{{.State.Pid}}", self.name("reg"))
+        children = subprocess.run(["pgrep", "-P", pid], capture_output=True, text=True).stdout.split()
+        python = children[0] if children else pid
+
+        def read(path):
+            with open(path, encoding="ascii") as handle:
+                return handle.read()
+
+        def cpu_ticks():
+            fields = read(f"/proc/{python}/stat").rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+
+        before = cpu_ticks()
+        time.sleep(seconds)
+        used = (cpu_ticks() - before) / os.sysconf("SC_CLK_TCK")
+        rss = [line for line in read(f"/proc/{python}/status").splitlines() if line.startswith("VmRSS")][0].split()[1]
+        return int(rss) / 1024, used / seconds * 100
+
+    def restore_time(self, count):
+        docker("restart", "-t", "1", self.name("consul"))
+        self.wait("Consul back", lambda: self.consul("/v1/status/leader"), interval=0.02)
+        back = time.monotonic()
+        self.wait("every registration restored", lambda: sum(
+            1 for s in self.consul("/v1/agent/services").values()
+            if s["Meta"].get("autoproxy_owner") == "registrator:reg" and s["Service"] == "benchapp") >= count,
+            timeout=60, interval=0.02)
+        return time.monotonic() - back
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", default="autoproxy/agent:test")
+    parser.add_argument("--app-image", default="autoproxy/hello-world:latest")
+    parser.add_argument("--consul-image", default="autoproxy/consul:1.8.7")
+    parser.add_argument("--containers", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=12.0)
+    parser.add_argument("--routed", type=int, default=20, help="containers per group in part 2")
+    args = parser.parse_args()
+    bench = Bench(args)
+    try:
+        bench.setup()
+        names, elapsed, latencies = bench.registration_latency()
+        print(f"1. started {len(names)} containers in {elapsed:.1f}s ({len(names) / elapsed:.1f}/s)")
+        print(f"   Docker start event -> Consul agent registration: {percentiles(latencies)}")
+        routed = bench.routed_latency()
+        print("2. app first answers -> first 2xx through the proxy (HTTP check, interval 5s):")
+        print(f"   with the fast probe:          {percentiles(routed['probe'])}")
+        print(f"   plain Consul check scheduling: {percentiles(routed['plain'])}")
+        if routed["probe"] and routed["plain"]:
+            print(f"   means: {statistics.mean(routed['probe']):.2f}s vs {statistics.mean(routed['plain']):.2f}s")
+        rss, cpu = bench.agent_footprint()
+        print(f"3. agent (probing one) idle with {len(names) + args.routed} containers: RSS {rss:.1f} MiB, "
+              f"CPU {cpu:.2f}% of one core over 30s")
+        print(f"   Consul restarted empty: {len(names)} registrations restored {bench.restore_time(len(names)):.2f}s "
+              "after Consul answered again")
+    finally:
+        bench.cleanup()
+
+
+if __name__ == "__main__":
+    main()
