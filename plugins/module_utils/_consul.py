@@ -177,8 +177,7 @@ def filter_string(value):
 # ---- added for the consul_service module (issue 5)
 def agent_checks(client):
     """Every check the agent holds, keyed by check id (/v1/agent/checks)."""
-    value, _ = client.request("GET", "/v1/agent/checks")
-    return value or {}
+    return client.request("GET", "/v1/agent/checks")[0] or {}
 
 
 def register_service_checks(client, registration, replace_existing_checks):

@@ -11,16 +11,19 @@ short_description: Read the Consul catalog and the routing table the proxy build
 version_added: 0.1.0
 description:
   - Reads every service instance from Consul's health API, with whether all its checks pass.
-  - Returns the routing table the autoproxy proxy agent builds from them (hosts, backends, servers), the same
-    rules applied by the same code, and the warnings for names and tags that were dropped.
+  - Returns the services with their passing and failing instances, and the routing table the autoproxy proxy agent
+    builds from them (hosts, backends, servers), the same rules applied by the same code, with the warnings for names
+    and tags that were dropped.
 extends_documentation_fragment:
-  - autoproxy.stack.consul
-  - autoproxy.stack.consul.ACTIONGROUP
+  - autoproxy.stack._consul
+  - autoproxy.stack._consul.ACTIONGROUP
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
 options:
   service:
@@ -33,23 +36,39 @@ options:
     type: list
     elements: str
     default: [127.0.0.1.nip.io, test]
+seealso:
+  - module: autoproxy.stack.consul_service
+  - module: autoproxy.stack.haproxy_config
 author:
-  - autoproxy.stack contributors
+  - autoproxy.stack contributors (@autoproxy-stack)
 """
 
 EXAMPLES = r"""
-- name: Read the routing table
+- name: Read the routing table from the local Consul agent
   autoproxy.stack.consul_catalog_info:
-    url: http://127.0.0.1:8500
     domains: [127.0.0.1.nip.io, test]
   register: catalog
 
 - name: Show host -> backend -> servers
   ansible.builtin.debug:
     msg: "{{ catalog.routes }}"
+
+- name: Wait until the Consul servers themselves pass their checks
+  autoproxy.stack.consul_catalog_info:
+    service: consul
+  register: consul_servers
+  until: consul_servers.services.consul.passing | default([]) | length >= 1
+  retries: 30
+  delay: 1
 """
 
 RETURN = r"""
+services:
+  description: Each service read, with the ids of its passing and failing instances.
+  returned: success
+  type: dict
+  sample:
+    www: {passing: ["host:autoproxy_web_1:80"], failing: []}
 instances:
   description: Every instance read, normalised.
   returned: success
@@ -83,35 +102,47 @@ routes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import (
-    CONNECTION_ARGSPEC,
-    ConsulError,
-    client_from_params,
-    normalise_health_entry,
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError, normalise_health_entry
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul_module import (
+    consul_argument_spec,
+    consul_client,
+    consul_failure,
+    consul_status,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import build_routing_table, route_lines
 
+ARGUMENT_SPEC = consul_argument_spec(
+    service={"type": "str"},
+    domains={"type": "list", "elements": "str", "default": ["127.0.0.1.nip.io", "test"]},
+)
+
+
+def read_instances(client, service):
+    if not service:
+        return client.instances()
+    entries = client.health_service(service)[0]
+    return [normalise_health_entry(entry) for entry in entries or []]
+
+
+def services_summary(instances):
+    services = {}
+    for instance in instances:
+        entry = services.setdefault(instance["service"], {"passing": [], "failing": []})
+        entry["passing" if instance["passing"] else "failing"].append(instance["id"])
+    return services
+
 
 def main():
-    argument_spec = dict(CONNECTION_ARGSPEC)
-    argument_spec.update(
-        service={"type": "str"},
-        domains={"type": "list", "elements": "str", "default": ["127.0.0.1.nip.io", "test"]},
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    client = client_from_params(module.params)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        if module.params["service"]:
-            entries, _ = client.health_service(module.params["service"])
-            instances = [normalise_health_entry(entry) for entry in entries or []]
-        else:
-            instances = client.instances()
+        instances = read_instances(consul_client(module.params), module.params["service"])
     except ConsulError as exc:
-        module.fail_json(msg=f"{exc}. Check that Consul runs and that url/token are right.")
+        module.fail_json(msg=consul_failure(exc, "reading the Consul catalog"), **consul_status(exc))
     table = build_routing_table(instances, module.params["domains"])
     for warning in table.get("warnings", []):
         module.warn(warning)
-    module.exit_json(changed=False, instances=instances, routing_table=table, routes=route_lines(table))
+    module.exit_json(changed=False, services=services_summary(instances), instances=instances, routing_table=table,
+                     routes=route_lines(table))
 
 
 if __name__ == "__main__":

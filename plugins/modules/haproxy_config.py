@@ -1,0 +1,399 @@
+#!/usr/bin/python
+# Copyright (c) 2026 autoproxy.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: haproxy_config
+short_description: Build HAProxy's config from the Consul catalog, validate it, write it and reload HAProxy
+version_added: 0.1.0
+description:
+  - Builds the routing table from the Consul catalog (or from O(instances)) and renders C(haproxy.cfg) and its
+    C(hosts.map) exactly as the autoproxy proxy agent does, with the same code.
+  - Validates the result with C(haproxy -c), either with a binary on the target or inside a container, before writing
+    anything. A configuration that fails is never written; the error names the service (or the proxy setting) behind
+    the lines HAProxy refused.
+  - Writes both files atomically into O(path), optionally keeping backups, and optionally reloads a running HAProxy
+    through its master CLI or a signal to its container, checking that the reload took.
+  - Reports a change only when a file's content differs.
+extends_documentation_fragment:
+  - autoproxy.stack._consul
+  - autoproxy.stack._consul.ACTIONGROUP
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details: Check mode reads Consul and the files and runs the validation, but writes nothing and reloads nothing.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
+    support: full
+    details: One text diff per file.
+  idempotent:
+    description: When run twice in a row with the same arguments, the second run reports no change.
+    support: full
+options:
+  path:
+    description:
+      - Directory that holds C(haproxy.cfg) and C(hosts.map). Created if missing.
+    type: path
+    required: true
+  instances:
+    description:
+      - Build from these service instances instead of reading Consul (which is then not contacted).
+      - Each is a dict with C(service), C(id), C(address), C(port), and optionally C(tags) (list), C(node) and
+        C(passing) (default V(true)), as the RV(autoproxy.stack.consul_catalog_info#module:instances) of
+        M(autoproxy.stack.consul_catalog_info) are.
+      - An instance that breaks a routing rule is left out with a warning that names it.
+    type: list
+    elements: dict
+  domains:
+    description:
+      - Domains every host also answers under.
+    type: list
+    elements: str
+    default: [127.0.0.1.nip.io, test]
+  http_port:
+    description: Port of the HTTP frontend.
+    type: int
+    default: 80
+  stats_port:
+    description: Port of the stats page.
+    type: int
+    default: 1936
+  stats_user:
+    description: User for the stats page's basic auth. Requires O(stats_password).
+    type: str
+  stats_password:
+    description: Password for the stats page's basic auth. Requires O(stats_user).
+    type: str
+  check_interval:
+    description: Interval of HAProxy's own checks of every server, an HAProxy duration such as C(2s).
+    type: str
+    default: 2s
+  runtime_socket:
+    description: Path of HAProxy's Runtime API socket, as HAProxy sees it.
+    type: str
+    default: /run/haproxy/admin.sock
+  access_log:
+    description: Log every request to stdout.
+    type: bool
+    default: false
+  validate:
+    description:
+      - Run C(haproxy -c) on the new configuration before writing it.
+    type: bool
+    default: true
+  haproxy_binary:
+    description:
+      - The HAProxy binary used for validation, on the target or inside O(container).
+    type: str
+    default: haproxy
+  container:
+    description:
+      - Name of a running Docker container to validate in (C(docker exec)) and to reload, instead of the target.
+        The files are still written to O(path) on the target, typically a directory the container mounts.
+    type: str
+  backup:
+    description:
+      - Keep a timestamped copy of each file it replaces.
+    type: bool
+    default: false
+  reload:
+    description:
+      - How to reload a running HAProxy after a change. Nothing is reloaded when the files did not change.
+      - V(master_socket) sends C(reload) to the master CLI at O(master_socket) (HAProxy started with
+        C(-W -S <socket>)) and checks that HAProxy loaded the new config. With O(container), the socket is inside the
+        container and the command runs there with C(python3); the autoproxy agent image provides what it needs.
+      - V(signal) sends O(reload_signal) to O(container) (C(docker kill)); its main process must be the HAProxy
+        master, as in the official HAProxy images. The module checks that the container still runs.
+    type: str
+    choices: [none, master_socket, signal]
+    default: none
+  master_socket:
+    description: Path of HAProxy's master CLI socket.
+    type: str
+    default: /run/haproxy/master.sock
+  reload_signal:
+    description: Signal for O(reload=signal).
+    type: str
+    default: USR2
+notes:
+  - With the autoproxy proxy agent running, the agent owns its HAProxy's config and rewrites it on every catalog change;
+    use this module for your own HAProxy, or against the agent's container only to validate or predict (check mode).
+  - The rendered config binds its ports at start and reload, not at C(haproxy -c) time, so validation does not need
+    the ports to be free.
+seealso:
+  - module: autoproxy.stack.consul_catalog_info
+  - module: autoproxy.stack.consul_service
+author:
+  - autoproxy.stack contributors (@autoproxy-stack)
+"""
+
+EXAMPLES = r"""
+- name: Render the proxy config from the local Consul agent and validate it with the host's HAProxy
+  autoproxy.stack.haproxy_config:
+    path: /etc/haproxy/autoproxy
+    haproxy_binary: /usr/sbin/haproxy
+    domains: [example.com]
+    backup: true
+  register: proxy_config
+
+- name: Show where each host goes
+  ansible.builtin.debug:
+    msg: "{{ proxy_config.routes }}"
+
+- name: Render from a given list of instances, validate in the HAProxy container and reload it
+  autoproxy.stack.haproxy_config:
+    path: /srv/haproxy
+    instances:
+      - {service: www, id: www-1, address: 10.0.0.11, port: 8080, tags: [hello]}
+      - {service: www, id: www-2, address: 10.0.0.12, port: 8080, tags: [hello], passing: false}
+    container: haproxy
+    reload: master_socket
+"""
+
+RETURN = r"""
+path:
+  description: The directory written.
+  returned: success
+  type: str
+  sample: /etc/haproxy/autoproxy
+config:
+  description: The rendered C(haproxy.cfg).
+  returned: success
+  type: str
+routing_table:
+  description: The routing table the config was rendered from, as M(autoproxy.stack.consul_catalog_info) returns it.
+  returned: success
+  type: dict
+routes:
+  description: One line per host, C(host -> backend -> servers).
+  returned: success
+  type: list
+  elements: str
+  sample: ["www.hello.example.com -> hello_www_backend -> 10.0.0.11:8080"]
+validation:
+  description: What C(haproxy -c) reported about the new configuration (its warnings), empty if it did not run.
+  returned: success
+  type: str
+backup_files:
+  description: The backups made.
+  returned: success
+  type: list
+  elements: str
+reloaded:
+  description: Whether HAProxy was reloaded (in check mode, whether it would be).
+  returned: success
+  type: bool
+reload_output:
+  description: What the reload reported (HAProxy's answer or reload count, or the signal sent).
+  returned: when HAProxy was reloaded
+  type: str
+  sample: "reloads: 3"
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul_module import (
+    consul_argument_spec,
+    consul_client,
+    consul_failure,
+    consul_status,
+)
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
+    CONFIG_NAME,
+    HaproxyError,
+    master_command,
+    read_config_dir,
+    validate_files,
+    write_files,
+)
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
+    HaproxySettings,
+    render_haproxy_config,
+)
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_module import (
+    CONTAINER_CHECK_SCRIPT,
+    CONTAINER_MASTER_SCRIPT,
+    ReloadError,
+    blame,
+    findings,
+    tar_files,
+    verified_reload,
+)
+from ansible_collections.autoproxy.stack.plugins.module_utils._routing import build_routing_table, route_lines
+
+ARGUMENT_SPEC = consul_argument_spec(
+    path={"type": "path", "required": True},
+    instances={"type": "list", "elements": "dict"},
+    domains={"type": "list", "elements": "str", "default": ["127.0.0.1.nip.io", "test"]},
+    http_port={"type": "int", "default": 80},
+    stats_port={"type": "int", "default": 1936},
+    stats_user={"type": "str"},
+    stats_password={"type": "str", "no_log": True},
+    check_interval={"type": "str", "default": "2s"},
+    runtime_socket={"type": "str", "default": "/run/haproxy/admin.sock"},
+    access_log={"type": "bool", "default": False},
+    validate={"type": "bool", "default": True},
+    haproxy_binary={"type": "str", "default": "haproxy"},
+    container={"type": "str"},
+    backup={"type": "bool", "default": False},
+    reload={"type": "str", "choices": ["none", "master_socket", "signal"], "default": "none"},
+    master_socket={"type": "str", "default": "/run/haproxy/master.sock"},
+    reload_signal={"type": "str", "default": "USR2"},
+)
+
+
+class HaproxyConfig:
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.docker = module.get_bin_path("docker", required=True) if self.params["container"] else None
+
+    # ---- inputs
+    def instances(self):
+        if self.params["instances"] is not None:
+            return [dict(instance, passing=instance.get("passing", True)) for instance in self.params["instances"]]
+        try:
+            return consul_client(self.params).instances()
+        except ConsulError as exc:
+            self.module.fail_json(msg=consul_failure(exc, "reading the Consul catalog"), **consul_status(exc))
+
+    def settings(self):
+        p = self.params
+        return HaproxySettings(http_port=p["http_port"], stats_port=p["stats_port"], stats_user=p["stats_user"],
+                               stats_password=p["stats_password"], check_interval=p["check_interval"],
+                               runtime_socket=p["runtime_socket"], log_stdout=p["access_log"])
+
+    # ---- validation
+    def validate(self, files, table):
+        if not self.params["validate"]:
+            return ""
+        if self.params["container"]:
+            ok, output = self.validate_in_container(files)
+        else:
+            try:
+                ok, output = validate_files(files, (self.params["haproxy_binary"],))
+            except HaproxyError as exc:
+                self.module.fail_json(msg=f"cannot validate: {exc}; set haproxy_binary, or validate=false")
+        if not ok:
+            places = blame(output, files[CONFIG_NAME], table) or ["the proxy settings"]
+            self.module.fail_json(
+                msg=f"haproxy -c rejected the configuration rendered for {', '.join(places)}; nothing was written. "
+                f"HAProxy said: {output}",
+                config=files[CONFIG_NAME],
+            )
+        return output
+
+    def validate_in_container(self, files):
+        cmd = [self.docker, "exec", "-i", self.params["container"], "sh", "-c", CONTAINER_CHECK_SCRIPT,
+               self.params["haproxy_binary"]]
+        rc, out, err = self.module.run_command(cmd, data=tar_files(files), binary_data=True)
+        output = (out + err).strip()
+        if rc != 0 and "[ALERT]" not in output:
+            self.module.fail_json(msg=f"cannot validate in container {self.params['container']!r}: {output}")
+        return rc == 0, findings(output)
+
+    # ---- reload
+    def reload(self):
+        how = self.params["reload"]
+        try:
+            if how == "master_socket":
+                return verified_reload(self.master_sender())
+            return self.signal_container()
+        except (HaproxyError, ReloadError) as exc:
+            self.module.fail_json(msg=f"the new configuration was written to {self.params['path']}, but the reload "
+                                  f"failed: {exc}")
+
+    def master_sender(self):
+        socket_path = self.params["master_socket"]
+        container = self.params["container"]
+        if not container:
+            return lambda command: master_command(socket_path, command)
+
+        def send(command):
+            cmd = [self.docker, "exec", container, "python3", "-c", CONTAINER_MASTER_SCRIPT, socket_path, command]
+            rc, out, err = self.module.run_command(cmd)
+            if rc != 0:
+                raise HaproxyError(f"docker exec {container} (master CLI {command!r}) failed: {err.strip() or out}")
+            return out
+
+        return send
+
+    def started_at(self, container):
+        rc, out, err = self.module.run_command(
+            [self.docker, "inspect", "-f", "{{.State.Running}} {{.State.StartedAt}}", container])
+        if rc != 0:
+            raise HaproxyError(f"cannot inspect container {container!r}: {err.strip()}")
+        return out.strip()
+
+    def signal_container(self):
+        container = self.params["container"]
+        before = self.started_at(container)
+        rc, out, err = self.module.run_command([self.docker, "kill", "-s", self.params["reload_signal"], container])
+        if rc != 0:
+            raise HaproxyError(f"docker kill -s {self.params['reload_signal']} {container} failed: {err.strip()}")
+        time.sleep(1)
+        after = self.started_at(container)
+        if after != before:
+            raise ReloadError(f"container {container!r} stopped or restarted on SIG{self.params['reload_signal']}: "
+                              "its main process is not the HAProxy master; use reload=master_socket")
+        return f"SIG{self.params['reload_signal']} sent"
+
+    # ---- the task
+    def run(self):
+        table = build_routing_table(self.instances(), self.params["domains"])
+        for warning in table.get("warnings", []):
+            self.module.warn(warning)
+        try:
+            files = render_haproxy_config(table, self.settings())
+        except ValueError as exc:
+            self.module.fail_json(msg=f"cannot render the configuration: {exc}")
+        path = self.params["path"]
+        current = read_config_dir(path, sorted(files))
+        changed_names = [name for name in sorted(files) if current[name] != files[name]]
+        result = {"changed": bool(changed_names), "path": path, "config": files[CONFIG_NAME],
+                  "routing_table": table, "routes": route_lines(table), "validation": "", "backup_files": [],
+                  "reloaded": False}
+        if changed_names:
+            result["validation"] = self.validate(files, table)
+            result["reloaded"] = self.params["reload"] != "none"
+            if not self.module.check_mode:
+                result["backup_files"] = self.write(path, files, current, changed_names)
+                if result["reloaded"]:
+                    result["reload_output"] = self.reload()
+        if self.module._diff:
+            result["diff"] = [{"before_header": os.path.join(path, name), "after_header": os.path.join(path, name),
+                               "before": current[name] or "", "after": files[name]} for name in sorted(files)]
+        return result
+
+    def write(self, path, files, current, changed_names):
+        backups = []
+        if self.params["backup"]:
+            backups = [self.module.backup_local(os.path.join(path, name))
+                       for name in changed_names if current[name] is not None]
+        try:
+            write_files(path, files)
+        except OSError as exc:
+            self.module.fail_json(msg=f"cannot write the configuration to {path}: {exc}", backup_files=backups)
+        return backups
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        required_together=[("stats_user", "stats_password")],
+        required_if=[("reload", "signal", ["container"])],
+        supports_check_mode=True,
+    )
+    module.exit_json(**HaproxyConfig(module).run())
+
+
+if __name__ == "__main__":
+    main()
