@@ -526,7 +526,7 @@ class RegistratorAgent:
         backoff = Backoff(first=0.1, cap=1.0)
         while not self.stopping.is_set():
             try:
-                _, new_index = self.consul.catalog_services(index=index, wait=30)
+                _unused, new_index = self.consul.catalog_services(index=index, wait=30)
                 missing = self.missing_expected() if index is not None and new_index != index else set()
             except ConsulError as exc:
                 if not was_down:
@@ -573,7 +573,7 @@ class RegistratorAgent:
         self.stopping.wait()
         return 0
 
-    def stop(self, *_):
+    def stop(self, *_signal):
         self.stopping.set()
         self.sync_wanted.set()
 

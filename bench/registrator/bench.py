@@ -205,7 +205,7 @@ class Bench:
     # ---- 3: footprint and restore
     def agent_footprint(self, seconds=30):
         pid = docker("inspect", "-f", "{{.State.Pid}}", self.name("reg"))
-        children = subprocess.run(["pgrep", "-P", pid], capture_output=True, text=True).stdout.split()
+        children = subprocess.run(["pgrep", "-P", pid], capture_output=True, text=True, check=False).stdout.split()
         python = children[0] if children else pid
 
         def read(path):

@@ -33,14 +33,17 @@ class ConsulClient:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
-        self._ssl = None
+        handlers = []
         if self.url.startswith("https://"):
-            self._ssl = ssl.create_default_context(cafile=ca_path)
+            context = ssl.create_default_context(cafile=ca_path)
             if not validate_certs:
-                self._ssl.check_hostname = False
-                self._ssl.verify_mode = ssl.CERT_NONE
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
             if client_cert:
-                self._ssl.load_cert_chain(client_cert, client_key)
+                context.load_cert_chain(client_cert, client_key)
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        # Plain urllib (not Ansible's open_url): the agents run this without Ansible installed.
+        self._opener = urllib.request.build_opener(*handlers)
 
     def request(self, method, path, params=None, body=None, timeout=None):
         """Return ``(decoded JSON or None, X-Consul-Index or None)``."""
@@ -54,7 +57,7 @@ class ConsulClient:
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=timeout or self.timeout, context=self._ssl) as resp:
+            with self._opener.open(req, timeout=timeout or self.timeout) as resp:
                 raw = resp.read()
                 index = resp.headers.get("X-Consul-Index")
         except urllib.error.HTTPError as exc:
@@ -78,17 +81,17 @@ class ConsulClient:
 
     # ---- agent
     def leader(self):
-        value, _ = self.request("GET", "/v1/status/leader")
+        value, _unused = self.request("GET", "/v1/status/leader")
         return value or ""
 
     def agent_services(self):
-        value, _ = self.request("GET", "/v1/agent/services")
+        value, _unused = self.request("GET", "/v1/agent/services")
         return value or {}
 
     def agent_service(self, service_id):
         """The agent's full registration of one service, or None when it has none."""
         try:
-            value, _ = self.request("GET", "/v1/agent/service/" + urllib.parse.quote(service_id, safe=""))
+            value, _unused = self.request("GET", "/v1/agent/service/" + urllib.parse.quote(service_id, safe=""))
         except ConsulError as exc:
             if exc.status == 404:
                 return None
@@ -113,10 +116,10 @@ class ConsulClient:
 
     def instances(self):
         """Every instance of every service, normalised for the routing rules."""
-        services, _ = self.catalog_services()
+        services, _unused = self.catalog_services()
         found = []
         for name in sorted(services or {}):
-            entries, _ = self.health_service(name)
+            entries, _unused = self.health_service(name)
             found.extend(normalise_health_entry(entry) for entry in entries or [])
         return found
 
@@ -159,7 +162,7 @@ def client_from_params(params):
 
 def agent_services_where(client, expression):
     """``GET /v1/agent/services?filter=...``: only the services matching a Consul filter expression."""
-    value, _ = client.request("GET", "/v1/agent/services", params={"filter": expression})
+    value, _unused = client.request("GET", "/v1/agent/services", params={"filter": expression})
     return value or {}
 
 

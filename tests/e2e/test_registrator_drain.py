@@ -39,7 +39,7 @@ def site(resources, consul_factory, agent_image, images):
     url = f"http://127.0.0.1:{port}/"
     wait_for("three replicas registered", lambda: len(owned_services(consul, AGENT)) == 3, timeout=60)
     wait_for("all three answering through the proxy", lambda: len(
-        {http_get(url, HOST)[1] for _ in range(12)}) == 3, timeout=60)
+        {http_get(url, HOST)[1] for _unused in range(12)}) == 3, timeout=60)
     return {"url": url, "replicas": replicas, "agent": agent, "proxy": proxy, "consul": consul}
 
 
@@ -55,7 +55,7 @@ def request_loop(url, stop, results):
 def test_docker_stop_of_one_replica_fails_no_request(site):
     stop = threading.Event()
     results = []
-    workers = [threading.Thread(target=request_loop, args=(site["url"], stop, results)) for _ in range(4)]
+    workers = [threading.Thread(target=request_loop, args=(site["url"], stop, results)) for _unused in range(4)]
     for worker in workers:
         worker.start()
     time.sleep(2)

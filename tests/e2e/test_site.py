@@ -124,23 +124,27 @@ def test_hello_page_by_host_header(site_output, host):
     assert name in containers.split(), "the page must come from a demo container"
 
 
+def ok_body(host, path="/"):
+    """The body of a 200 answer, else None (to poll with wait_for)."""
+    status, body = http_get(host, path)
+    return body if status == 200 else None
+
+
 def test_consul_ui_through_the_proxy(site_output):
-    status, body = wait_for("the Consul UI", lambda: (lambda r: r if r[0] == 200 else None)(
-        http_get(f"consul-admin.infra.{DOMAINS[0]}", "/ui/")))
+    body = wait_for("the Consul UI", lambda: ok_body(f"consul-admin.infra.{DOMAINS[0]}", "/ui/"))
     assert "consul" in body.lower()
     status, leader = http_get("consul-admin.infra.test", "/v1/status/leader")
     assert status == 200 and ":8300" in leader
 
 
 def test_stats_page_through_the_proxy(site_output):
-    status, body = wait_for("the stats page", lambda: (lambda r: r if r[0] == 200 else None)(
-        http_get(f"proxy-admin.infra.{DOMAINS[1]}")))
+    body = wait_for("the stats page", lambda: ok_body(f"proxy-admin.infra.{DOMAINS[1]}"))
     assert "Statistics Report" in body
     assert "hello_www_backend" in body
 
 
 def test_unknown_host_gets_503(site_output):
-    status, _ = http_get("nothing.here.test")
+    status, _unused = http_get("nothing.here.test")
     assert status == 503
 
 
@@ -166,7 +170,7 @@ def test_scale_down_to_one_replica(ansible, site_output):
                               "--format", "{{.Names}}"], stdout=subprocess.PIPE, text=True, check=True).stdout
     assert running.split() == [f"{PREFIX}_web_1"]
     only = wait_for("one hostname left", hello_hostname)
-    assert all(hello_hostname() == only for _ in range(20))
+    assert all(hello_hostname() == only for _unused in range(20))
 
 
 def test_teardown_removes_everything_the_stack_made(ansible, site_output):

@@ -373,7 +373,7 @@ def test_addresses_and_ports(container, options, expected, expected_warnings):
 
 
 def test_host_mode_id_uses_exposed_port_like_registrator():
-    registrations, _ = run(
+    registrations, _unused = run(
         inspect(ports=PUBLISHED, exposed=("80/tcp", "443/tcp")), opts(mode="host", host_ip="192.0.2.10")
     )
     # Only one port is published, so the name has no -<port> suffix.
@@ -462,12 +462,12 @@ def test_http_check_ipv6_is_bracketed():
     container = inspect(
         networks={"v6": {"GlobalIPv6Address": "2001:db8::5"}}, network_mode="v6", env=["SERVICE_CHECK_HTTP=/health"]
     )
-    registrations, _ = run(container)
+    registrations, _unused = run(container)
     assert registrations[0]["Check"]["HTTP"] == "http://[2001:db8::5]:80/health"
 
 
 def test_check_uses_published_address_in_host_mode():
-    registrations, _ = run(
+    registrations, _unused = run(
         inspect(ports=PUBLISHED, exposed=("80/tcp",), env=["SERVICE_CHECK_TCP=1"]),
         opts(mode="host", host_ip="192.0.2.10"),
     )
@@ -475,7 +475,7 @@ def test_check_uses_published_address_in_host_mode():
 
 
 def test_default_check_interval_option():
-    registrations, _ = run(inspect(env=["SERVICE_CHECK_TCP=1"]), opts(default_check_interval="3s"))
+    registrations, _unused = run(inspect(env=["SERVICE_CHECK_TCP=1"]), opts(default_check_interval="3s"))
     assert registrations[0]["Check"]["Interval"] == "3s"
 
 

@@ -268,7 +268,7 @@ def test_domains_as_haproxy_domain_string():
 def test_table_is_deterministic_whatever_the_input_order():
     expected = build_routing_table(SEED, DOMAINS)
     rng = random.Random(4)
-    for _ in range(5):
+    for _unused in range(5):
         shuffled = list(SEED)
         rng.shuffle(shuffled)
         assert json.dumps(build_routing_table(shuffled, DOMAINS)) == json.dumps(expected)

@@ -22,6 +22,9 @@ PLUGINS = [("module", name) for name in ("consul_service", "consul_catalog_info"
 
 def ansible_doc(*args):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    # ansible-test runs module tests with a PYTHONPATH limited to what modules may import;
+    # ansible-doc is a controller program and needs its own.
+    env.pop("PYTHONPATH", None)
     return subprocess.run([ANSIBLE_DOC, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
                           check=False)
 
