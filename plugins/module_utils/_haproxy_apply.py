@@ -13,10 +13,16 @@ working one.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
+
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
+    backend_at_line,
+    render_haproxy_config,
+)
 
 CONFIG_NAME = "haproxy.cfg"
 
@@ -94,3 +100,63 @@ def master_command(socket_path, command, timeout=10.0):
     except OSError as exc:
         raise HaproxyError(f"HAProxy master socket {socket_path}: {command} failed: {exc}") from exc
     return b"".join(chunks).decode("utf-8", "replace")
+
+
+_LINE_RE = re.compile(r"\[[^\]\s]*" + re.escape(CONFIG_NAME) + r":([0-9]+)\]")
+
+
+def without_backends(table, names):
+    """The routing table minus some backends and the hosts that pointed at them."""
+    names = set(names)
+    return dict(
+        table,
+        backends={name: backend for name, backend in table["backends"].items() if name not in names},
+        hosts={host: backend for host, backend in table["hosts"].items() if backend not in names},
+    )
+
+
+def _blamed_backends(cfg, output, table):
+    """The table's backends whose sections hold the lines HAProxy complained about."""
+    blamed = set()
+    for number in _LINE_RE.findall(output):
+        name = backend_at_line(cfg, int(number))
+        if name in table["backends"]:
+            blamed.add(name)
+    return blamed
+
+
+def _first_failing_backend(table, settings, haproxy_cmd):
+    """Bisect for a backend that makes validation fail when HAProxy's output names no line of one."""
+    names = sorted(table["backends"])
+    low, high = 0, len(names)  # the first `high` backends fail, the first `low` pass
+    while high - low > 1:
+        middle = (low + high) // 2
+        kept = without_backends(table, names[middle:])
+        ok, _unused = validate_files(render_haproxy_config(kept, settings), haproxy_cmd)
+        low, high = (middle, high) if ok else (low, middle)
+    return names[low] if names else None
+
+
+def render_validated(table, settings, haproxy_cmd=("haproxy",)):
+    """Render a table and validate it; leave out the backends HAProxy rejects.
+
+    Returns ``(files, kept_table, rejected)`` where rejected is a list of
+    ``(backend, service, reason)``. Raises HaproxyError when even the table without any
+    backend does not validate (then the settings are at fault, not a service).
+    """
+    rejected = []
+    while True:
+        files = render_haproxy_config(table, settings)
+        ok, output = validate_files(files, haproxy_cmd)
+        if ok:
+            return files, table, rejected
+        if not table["backends"]:
+            raise HaproxyError(f"the configuration does not validate even without any backend: {output}")
+        blamed = _blamed_backends(files[CONFIG_NAME], output, table)
+        if not blamed:
+            first = _first_failing_backend(table, settings, haproxy_cmd)
+            blamed = {first} if first else set()
+        if not blamed:
+            raise HaproxyError(f"the configuration does not validate: {output}")
+        rejected += [(name, table["backends"][name].get("service"), output) for name in sorted(blamed)]
+        table = without_backends(table, blamed)

@@ -33,6 +33,10 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
 
 NO_ROUTE_BACKEND = "autoproxy_no_route"
 RESERVED_PROXY_NAMES = frozenset((NO_ROUTE_BACKEND, "http", "stats"))
+# Empty backends declared in advance, so a new service with default options can be routed
+# through the Runtime API (add server + add map) without a reload: HAProxy 2.6-3.0 cannot add
+# a backend at runtime.
+SPARE_BACKEND_PREFIX = "autoproxy_spare_"
 DURATION_RE = re.compile(r"[0-9]{1,9}(?:us|ms|s|m|h|d)?\Z")
 PATH_RE = re.compile(r"[A-Za-z0-9_./-]{1,255}\Z")
 # stats auth is one whitespace-separated word and '#' starts a comment; quotes and '\' are HAProxy escapes.
@@ -62,6 +66,16 @@ class HaproxySettings:
     map_file: str = "hosts.map"
     # Off by default: a log line per request costs throughput and most users read the stats page.
     log_stdout: bool = False
+    # How many spare backends to declare (see SPARE_BACKEND_PREFIX); 0 for a static config.
+    spare_backends: int = 0
+    # On a reload, idle keep-alive connections of the old worker stay open until their next
+    # request, which is answered and then closed, instead of being cut while a request may be
+    # on its way (HAProxy 2.6+).
+    idle_close_on_response: bool = True
+    timeout_http_keep_alive: str = "10s"
+    pool_purge_delay: str = "500ms"
+    # A connection refused by a stopping server is retried on another one (redispatch).
+    retries: int = 3
 
 
 def _int(value: Any, low: int, high: int, what: str) -> int:
@@ -102,6 +116,11 @@ def _check_settings(settings: HaproxySettings) -> None:
     _int(settings.check_fall, 1, 1000, "check_fall")
     _int(settings.check_rise, 1, 1000, "check_rise")
     _int(settings.max_reloads, 0, 1000000, "max_reloads")
+    _int(settings.spare_backends, 0, 100000, "spare_backends")
+    _int(settings.retries, 0, 100, "retries")
+    _flag(settings.idle_close_on_response, "idle_close_on_response")
+    _match(DURATION_RE, settings.timeout_http_keep_alive, "timeout_http_keep_alive")
+    _match(DURATION_RE, settings.pool_purge_delay, "pool_purge_delay")
     _match(PATH_RE, settings.runtime_socket, "runtime_socket")
     _match(PATH_RE, settings.map_file, "map_file")
     _flag(settings.log_stdout, "log_stdout")
@@ -143,7 +162,7 @@ def _check_table(table: Any) -> None:
     _mapping(table.get("hosts"), "routing table 'hosts'")
     for name, backend in table["backends"].items():
         _match(BACKEND_NAME_RE, name, "backend name")
-        if name in RESERVED_PROXY_NAMES:
+        if name in RESERVED_PROXY_NAMES or name.startswith(SPARE_BACKEND_PREFIX):
             raise ValueError(f"backend name {show(name)} is reserved")
         _mapping(backend, f"backend {show(name)}")
         if not _is_list(backend.get("servers")):
@@ -186,7 +205,13 @@ def _defaults(settings: HaproxySettings) -> list[str]:
         f"timeout connect {settings.timeout_connect}",
         f"timeout client {settings.timeout_client}",
         f"timeout server {settings.timeout_server}",
+        f"timeout http-keep-alive {settings.timeout_http_keep_alive}",
     ]
+    if settings.retries:
+        # Only failures where the server cannot have processed the request are retried.
+        lines += [f"retries {settings.retries:d}", "option redispatch 1", "retry-on conn-failure empty-response"]
+    if settings.idle_close_on_response:
+        lines.append("option idle-close-on-response")
     return _section("defaults", lines)
 
 
@@ -199,6 +224,9 @@ def _frontend(settings: HaproxySettings) -> list[str]:
             # http-request rule, not in use_backend: HAProxy 2.6 opens use_backend's map only after
             # parsing, outside 'default-path config', so a relative map path would not resolve.
             f"http-request set-var(txn.backend) req.hdr(host),field(1,:),lower,map({settings.map_file})",
+            # An empty response may come from a server that processed the request: replay only
+            # the methods that are safe to repeat.
+            "http-request disable-l7-retry if !METH_GET !METH_HEAD !METH_OPTIONS",
             "use_backend %[var(txn.backend)]",
             f"default_backend {NO_ROUTE_BACKEND}",
         ],
@@ -228,18 +256,39 @@ def _server_address(address: str, port: int) -> str:
     return f"{address}:{port:d}"
 
 
-def _server_line(server: Mapping[str, Any], options: Mapping[str, Any]) -> str:
-    words = ["server", server["name"], _server_address(server["address"], server["port"]), "check"]
+def check_arguments(settings: HaproxySettings) -> str:
+    """HAProxy's own check of every server (rule 6), and how soon its idle connections close.
+
+    A removed server can only be deleted once it has no connection at all, idle ones in the
+    reuse pool included, and HAProxy closes half of those every ``pool-purge-delay`` (5s by default).
+    """
+    return (f"check inter {settings.check_interval} fall {settings.check_fall:d} rise {settings.check_rise:d}"
+            f" pool-purge-delay {settings.pool_purge_delay}")
+
+
+def server_arguments(
+    server: Mapping[str, Any], options: Mapping[str, Any], runtime_settings: HaproxySettings | None = None
+) -> str:
+    """What follows ``server <name>`` for one server: on a config line (the backend's
+    default-server supplies the check timing) or, given ``runtime_settings``, in a Runtime API
+    ``add server``, which does not inherit default-server and so gets every keyword spelled out."""
+    settings = runtime_settings
+    words = [_server_address(server["address"], server["port"])]
+    words += [check_arguments(settings)] if settings is not None else ["check"]
     if options.get("sticky_session"):
         words += ["cookie", server["name"]]
     if "maxconn" in options:
         words += ["maxconn", str(options["maxconn"])]
     if "weight" in server:
         words += ["weight", str(server["weight"])]
-    if not is_ip_literal(server["address"]):
+    if settings is None and not is_ip_literal(server["address"]):
         # A name that does not resolve yet must not stop HAProxy from starting.
         words += ["init-addr", "libc,none"]
     return " ".join(words)
+
+
+def _server_line(server: Mapping[str, Any], options: Mapping[str, Any]) -> str:
+    return f"server {server['name']} {server_arguments(server, options)}"
 
 
 def _backend(name: str, backend: Mapping[str, Any], settings: HaproxySettings) -> list[str]:
@@ -247,10 +296,25 @@ def _backend(name: str, backend: Mapping[str, Any], settings: HaproxySettings) -
     lines = [f"balance {options.get('balance', 'roundrobin')}"]
     if options.get("sticky_session"):
         lines.append("cookie SRVID insert indirect nocache")
-    check = f"check inter {settings.check_interval} fall {settings.check_fall:d} rise {settings.check_rise:d}"
-    lines.append(f"default-server {check}")
+    lines.append(f"default-server {check_arguments(settings)}")
     lines += [_server_line(server, options) for server in sorted(backend["servers"], key=lambda item: item["name"])]
     return _section(f"backend {name}", lines)
+
+
+def spare_backend_names(settings: HaproxySettings) -> list[str]:
+    """The spare backends a config rendered with these settings declares."""
+    return [f"{SPARE_BACKEND_PREFIX}{index:04d}" for index in range(settings.spare_backends)]
+
+
+def backend_at_line(cfg: str, line_number: int) -> str | None:
+    """The backend whose section holds line ``line_number`` (1-based) of a rendered config."""
+    lines = cfg.split("\n")
+    for index in range(min(line_number, len(lines)) - 1, -1, -1):
+        if lines[index].startswith("backend "):
+            return lines[index].split(" ", 1)[1]
+        if lines[index] and not lines[index].startswith(" "):
+            return None
+    return None
 
 
 def render_map(table: Mapping[str, Any]) -> str:
@@ -271,4 +335,6 @@ def render_haproxy_config(table: Mapping[str, Any], settings: HaproxySettings | 
     lines += _global(settings) + _defaults(settings) + _frontend(settings) + _no_route() + _stats(settings)
     for name in sorted(table["backends"]):
         lines += _backend(name, table["backends"][name], settings)
+    for name in spare_backend_names(settings):
+        lines += _backend(name, {"servers": []}, settings)
     return {"haproxy.cfg": "\n".join(lines), "hosts.map": render_map(table)}

@@ -14,8 +14,10 @@ import pytest
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
     HaproxyError,
+    _first_failing_backend,
     master_command,
     read_config_dir,
+    render_validated,
     validate_files,
     write_files,
 )
@@ -97,3 +99,32 @@ def test_master_cli_reload_starts_a_new_worker(tmp_path, haproxy_bin):
 def test_master_command_names_the_socket_when_it_fails(tmp_path):
     with pytest.raises(HaproxyError, match="nothing.sock"):
         master_command(str(tmp_path / "nothing.sock"), "show proc")
+
+
+def test_render_validated_leaves_out_only_the_backend_haproxy_rejects(tmp_path, haproxy_bin):
+    settings = HaproxySettings(http_port=free_port(), stats_port=free_port(),
+                               runtime_socket=str(tmp_path / "admin.sock"))
+    table = build_routing_table([
+        {"service": "www", "id": "a", "address": "127.0.0.1", "port": 80, "tags": ["hello"], "passing": True},
+        {"service": "api", "id": "b", "address": "unresolvable.invalid", "port": 80, "tags": [], "passing": True},
+        {"service": "zzz", "id": "c", "address": "127.0.0.2", "port": 80, "tags": [], "passing": True},
+    ], ["test"])
+    # Zero-warning mode (-dW) makes HAProxy refuse a server it cannot resolve: a real rejection
+    # of one backend that the renderer's own checks let through.
+    files, kept, rejected = render_validated(table, settings, (haproxy_bin, "-dW"))
+    assert [(name, service) for name, service, _reason in rejected] == [("api_backend", "api")]
+    assert "unresolvable.invalid" in rejected[0][2]
+    assert sorted(kept["backends"]) == ["hello_www_backend", "zzz_backend"]
+    assert "api.test" not in files["hosts.map"] and "www.hello.test hello_www_backend" in files["hosts.map"]
+    ok, output = validate_files(files, (haproxy_bin, "-dW"))
+    assert ok, output
+
+
+def test_bisect_finds_the_failing_backend_without_a_line_number(tmp_path, haproxy_bin):
+    settings = HaproxySettings(http_port=free_port(), stats_port=free_port(),
+                               runtime_socket=str(tmp_path / "admin.sock"))
+    instances = [{"service": f"s{i:02d}", "id": "x", "address": "127.0.0.1", "port": 80, "tags": [], "passing": True}
+                 for i in range(9)]
+    instances[6]["address"] = "nowhere.invalid"
+    table = build_routing_table(instances, ["test"])
+    assert _first_failing_backend(table, settings, (haproxy_bin, "-dW")) == "s06_backend"

@@ -73,7 +73,7 @@ HOSTILE = [
 ]
 
 # Every line must be a comment, a section header or an indented directive built from these characters.
-SAFE_LINE_RE = re.compile(r"(?:[A-Za-z0-9_.:/ -]*|    [A-Za-z0-9_.:/ ,\-\[\]%()\"]*)\Z")
+SAFE_LINE_RE = re.compile(r"(?:[A-Za-z0-9_.:/ -]*|    [A-Za-z0-9_.:/ ,!\-\[\]%()\"]*)\Z")
 SAFE_MAP_LINE_RE = re.compile(r"[a-z0-9.-]+ [A-Za-z0-9_.-]+_backend\Z")
 
 
@@ -91,13 +91,13 @@ def lines_of(text, header):
 
 
 def test_render_returns_cfg_and_map():
-    _, files = render(SEED)
+    _unused, files = render(SEED)
     assert sorted(files) == ["haproxy.cfg", "hosts.map"]
     assert files["haproxy.cfg"].endswith("\n")
 
 
 def test_global_defaults_frontend_and_stats():
-    _, files = render(SEED)
+    _unused, files = render(SEED)
     cfg = files["haproxy.cfg"]
     assert lines_of(cfg, "global") == [
         "default-path config",
@@ -105,10 +105,21 @@ def test_global_defaults_frontend_and_stats():
         "mworker-max-reloads 50",
         "stats socket /run/haproxy/admin.sock mode 600 level admin expose-fd listeners",
     ]
-    assert lines_of(cfg, "defaults") == ["mode http", "timeout connect 5s", "timeout client 30s", "timeout server 30s"]
+    assert lines_of(cfg, "defaults") == [
+        "mode http",
+        "timeout connect 5s",
+        "timeout client 30s",
+        "timeout server 30s",
+        "timeout http-keep-alive 10s",
+        "retries 3",
+        "option redispatch 1",
+        "retry-on conn-failure empty-response",
+        "option idle-close-on-response",
+    ]
     assert lines_of(cfg, "frontend http") == [
         "bind :80",
         "http-request set-var(txn.backend) req.hdr(host),field(1,:),lower,map(hosts.map)",
+        "http-request disable-l7-retry if !METH_GET !METH_HEAD !METH_OPTIONS",
         "use_backend %[var(txn.backend)]",
         "default_backend autoproxy_no_route",
     ]
@@ -131,7 +142,7 @@ def test_backend_sections():
     assert hello == [
         "balance leastconn",
         "cookie SRVID insert indirect nocache",
-        "default-server check inter 2s fall 2 rise 1",
+        "default-server check inter 2s fall 2 rise 1 pool-purge-delay 500ms",
         f"server {web1} 172.18.0.5:80 check cookie {web1} maxconn 100 weight 10",
         f"server {web2} 172.18.0.6:80 check cookie {web2} maxconn 100",
     ]
@@ -143,12 +154,12 @@ def test_backend_sections():
     )
     assert lines_of(cfg, "backend www_hello_backend") == [
         "balance roundrobin",
-        "default-server check inter 2s fall 2 rise 1",
+        "default-server check inter 2s fall 2 rise 1 pool-purge-delay 500ms",
     ]
 
 
 def test_backends_are_in_sorted_order():
-    _, files = render(SEED)
+    _unused, files = render(SEED)
     headers = [line for line in files["haproxy.cfg"].split("\n") if line.startswith("backend ")]
     names = [header.split(" ", 1)[1] for header in headers if header != "backend autoproxy_no_route"]
     assert names == sorted(names)
@@ -187,7 +198,7 @@ def test_settings_change_the_output():
         map_file="maps/hosts.map",
         log_stdout=True,
     )
-    _, files = render(SEED, settings)
+    _unused, files = render(SEED, settings)
     cfg = files["haproxy.cfg"]
     assert "    bind :8080" in cfg and "    bind :9000" in cfg
     assert "    stats auth admin:s3cr$t:x" in cfg
@@ -322,7 +333,7 @@ def test_haproxy_accepts_the_rendered_config(tmp_path, log_stdout, haproxy_bin):
         runtime_socket=str(tmp_path / "admin.sock"),
         log_stdout=log_stdout,
     )
-    _, files = render(HOSTILE + SEED, settings)
+    _unused, files = render(HOSTILE + SEED, settings)
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     # From another directory, so only 'default-path config' can make the relative map path resolve.

@@ -1,0 +1,403 @@
+# Copyright (c) 2026 autoproxy.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Proxy agent benchmark: this agent vs the seed's mechanism, side by side in one run.
+
+Both modes run on this host with the host's HAProxy, a real Consul (container) and real HTTP
+backends (threads of this process, each answering with its port):
+
+* ``agent``: agents/proxy.py as it runs in the image (Runtime API, spare backends, reloads only
+  when needed).
+* ``seed``: consul-template's way, rebuilt here: on a catalog change wait for 2 s of quiescence
+  (at most 10 s), render the whole config, restart HAProxy with ``-sf`` (no validation).
+
+Measured per mode: instance passing in Consul -> first 2xx routed to it (new instance of a
+service, and a new service), failed requests under wrk load (keep-alive and new connections)
+across membership changes and new services, reloads; for the agent also RSS and idle CPU. Then
+render + validate + apply at 1,000 services x 5 instances.
+
+    python3 bench/proxy/bench_proxy.py [--changes 300] [--new-services 30] [--probes 20]
+
+Needs docker, haproxy and wrk on the host. Not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.server
+import json
+import os
+import re
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, ".collections"))
+
+from ansible_collections.autoproxy.stack.agents._proxy_catalog import fetch_instances  # noqa: E402
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient  # noqa: E402
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (  # noqa: E402
+    render_validated,
+    write_files,
+)
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (  # noqa: E402
+    HaproxySettings,
+    render_haproxy_config,
+)
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_runtime import (  # noqa: E402
+    RunningState,
+    RuntimeApi,
+    plan_changes,
+    send_command,
+)
+from ansible_collections.autoproxy.stack.plugins.module_utils._routing import build_routing_table  # noqa: E402
+
+LABEL = "autoproxy.stack.bench=proxy"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802
+        body = f"port {self.server.server_address[1]}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    request_queue_size = 512
+
+
+def start_backends(count):
+    ports = []
+    for _unused in range(count):
+        server = _Server(("127.0.0.1", 0), _Hello)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        ports.append(server.server_address[1])
+    return ports
+
+
+class Consul:
+    def __init__(self):
+        self.port = free_port()
+        self.name = f"apbench-proxy-consul-{os.getpid()}"
+        subprocess.run(["docker", "run", "-d", "--name", self.name, "--label", LABEL, "--label", "SERVICE_IGNORE=true",
+                        "-p", f"127.0.0.1:{self.port}:8500", "autoproxy/consul:1.8.7", "agent", "-dev",
+                        "-client=0.0.0.0"], check=True, stdout=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.get("/v1/status/leader"):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("Consul did not start")
+
+    def get(self, path):
+        with urllib.request.urlopen(self.url + path, timeout=10) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def put(self, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        with urllib.request.urlopen(urllib.request.Request(self.url + path, data=data, method="PUT"), timeout=10):
+            pass
+
+    def register(self, service, iid, port, tags=(), status="passing"):
+        self.put("/v1/agent/service/register", {"ID": iid, "Name": service, "Tags": list(tags), "Address": "127.0.0.1",
+                                                "Port": port, "Check": {"CheckID": "c-" + iid, "TTL": "3600s",
+                                                                        "Status": status}})
+
+    def deregister(self, iid):
+        self.put(f"/v1/agent/service/deregister/{iid}")
+
+    def clear(self):
+        for iid in self.get("/v1/agent/services"):
+            self.deregister(iid)
+
+    def stop(self):
+        subprocess.run(["docker", "rm", "-f", self.name], stdout=subprocess.DEVNULL, check=False)
+
+
+class AgentMode:
+    """agents/proxy.py as a subprocess with the host's HAProxy."""
+
+    name = "agent"
+
+    def __init__(self, consul, workdir, http_port):
+        self.dir = workdir
+        self.http_port = http_port
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, ".collections"), AUTOPROXY_LOG_LEVEL="WARNING")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ansible_collections.autoproxy.stack.agents", "proxy", "--consul", consul.url,
+             "--domains", "test", f"--http-port={http_port}", f"--stats-port={free_port()}",
+             f"--config-dir={workdir}/cfg", f"--master-socket={workdir}/master.sock",
+             f"--runtime-socket={workdir}/admin.sock", "--debounce=0.05", "--rename-after=0"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def reloads(self):
+        answer = send_command(f"{self.dir}/master.sock", "show proc")
+        return int([line.split() for line in answer.splitlines() if " master " in line][0][2])
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+
+class SeedMode:
+    """consul-template + ``haproxy -sf``: full render after 2 s of quiescence (10 s at most)."""
+
+    name = "seed"
+
+    def __init__(self, consul, workdir, http_port):
+        self.consul = ConsulClient(consul.url)
+        self.dir = workdir
+        self.settings = HaproxySettings(http_port=http_port, stats_port=free_port(), idle_close_on_response=False,
+                                        retries=0, runtime_socket=f"{workdir}/admin.sock")
+        self.restarts = 0
+        self.stopping = threading.Event()
+        self.render_and_restart()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def render_and_restart(self):
+        table = build_routing_table(fetch_instances(self.consul)[0], ["test"])
+        write_files(f"{self.dir}/cfg", render_haproxy_config(table, self.settings))
+        cmd = ["haproxy", "-D", "-p", f"{self.dir}/pid", "-f", f"{self.dir}/cfg/haproxy.cfg"]
+        if os.path.exists(f"{self.dir}/pid"):
+            cmd += ["-sf"] + self.pids()
+            self.restarts += 1
+        subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
+
+    def loop(self):
+        index = None
+        while not self.stopping.is_set():
+            _unused, index = self.consul.health_state(index=index, wait=5)
+            first = last = time.monotonic()
+            while time.monotonic() - last < 2.0 and time.monotonic() - first < 10.0 and not self.stopping.is_set():
+                _unused, new = self.consul.health_state(index=index, wait=1)
+                if new != index:
+                    index, last = new, time.monotonic()
+            if not self.stopping.is_set():
+                self.render_and_restart()
+
+    def reloads(self):
+        return self.restarts
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(timeout=15)
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), 15)
+
+    def pids(self):
+        with open(f"{self.dir}/pid") as handle:
+            return handle.read().split()
+
+
+def routed_port(http_port, host):
+    req = urllib.request.Request(f"http://127.0.0.1:{http_port}/", headers={"Host": host, "Connection": "close"})
+    try:
+        with urllib.request.urlopen(req, timeout=2) as resp:
+            match = re.search(rb"port (\d+)", resp.read())
+            return int(match.group(1)) if resp.status == 200 and match else None
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def time_to_route(consul, http_port, service, iid, port, host, timeout=30.0):
+    consul.register(service, iid, port)
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if routed_port(http_port, host) == port:
+            return time.monotonic() - start
+        time.sleep(0.005)
+    return float("inf")
+
+
+def pct(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def wrk(http_port, seconds, close):
+    cmd = ["wrk", "-t1", "-c8", f"-d{seconds}s", "-H", "Host: load.test", f"http://127.0.0.1:{http_port}/"]
+    if close:
+        cmd[1:1] = ["-H", "Connection: close"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+
+
+def wrk_result(proc):
+    out = proc.communicate()[0]
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = int((re.search(r"Non-2xx or 3xx responses: (\d+)", out) or [0, 0])[1])
+    return total, errors + non2xx
+
+
+def run_mode(mode_cls, consul, ports, args):
+    consul.clear()
+    base = ports[:3]
+    for i, port in enumerate(base):
+        consul.register("load", f"load-{i}", port)
+    workdir = tempfile.mkdtemp(prefix=f"apbench-{mode_cls.name}-")
+    http_port = free_port()
+    mode = mode_cls(consul, workdir, http_port)
+    result = {"mode": mode_cls.name}
+    try:
+        deadline = time.monotonic() + 30
+        while routed_port(http_port, "load.test") is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        spare = ports[3:]
+        # Latency: a new instance of an existing service, then a new service.
+        joins, news = [], []
+        # A critical instance keeps the service's backend defined while probes come and go.
+        consul.register("member", "m-anchor", spare[-1], status="critical")
+        time.sleep(3)
+        for i in range(args.probes):
+            joins.append(time_to_route(consul, http_port, "member", f"m-{i}", spare[i % len(spare)], "member.test"))
+            consul.deregister(f"m-{i}")
+            news.append(time_to_route(consul, http_port, f"new{i}", f"n-{i}", spare[(i + 1) % len(spare)],
+                                      f"new{i}.test"))
+            time.sleep(args.probe_gap)
+        result["join_p50"], result["join_p95"] = pct(joins, 0.5), pct(joins, 0.95)
+        result["new_p50"], result["new_p95"] = pct(news, 0.5), pct(news, 0.95)
+        # Failed requests under load across membership changes and new services.
+        reloads_before = mode.reloads()
+        duration = int(args.changes * args.change_every + 5)
+        keep, close = wrk(http_port, duration, False), wrk(http_port, duration, True)
+        time.sleep(1)
+        extra = spare[5:]
+        for change in range(args.changes):
+            port = extra[change % len(extra)]
+            iid = f"load-x{change}"
+            consul.register("load", iid, port)
+            if change >= 2:
+                consul.deregister(f"load-x{change - 2}")
+            if args.new_services and change % max(1, args.changes // args.new_services) == 0:
+                consul.register(f"svc{change}", f"s-{change}", extra[(change + 1) % len(extra)])
+            time.sleep(args.change_every)
+        keep_total, keep_failed = wrk_result(keep)
+        close_total, close_failed = wrk_result(close)
+        result.update(keepalive_requests=keep_total, keepalive_failed=keep_failed, close_requests=close_total,
+                      close_failed=close_failed, seconds=duration, reloads=mode.reloads() - reloads_before)
+        if mode_cls is AgentMode:
+            time.sleep(3)
+            result.update(agent_resources(mode.proc.pid))
+    finally:
+        mode.stop()
+    return result
+
+
+def agent_resources(pid, seconds=10):
+    def ticks():
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    before = ticks()
+    time.sleep(seconds)
+    cpu = (ticks() - before) / os.sysconf("SC_CLK_TCK") / seconds * 100
+    with open(f"/proc/{pid}/status") as handle:
+        rss = int(re.search(r"VmRSS:\s+(\d+)", handle.read()).group(1)) / 1024
+    return {"agent_rss_mb": round(rss, 1), "agent_idle_cpu_percent": round(cpu, 2)}
+
+
+def scale(services, per_service):
+    """render + validate + apply (reload, and a Runtime API change) at services x instances."""
+    instances = [{"service": f"svc{s:04d}", "id": f"svc{s:04d}-{i}", "node": "n1", "port": 8080, "tags": ["bench"],
+                  "address": f"10.{s // 250}.{s % 250}.{i + 1}", "passing": True}
+                 for s in range(services) for i in range(per_service)]
+    workdir = tempfile.mkdtemp(prefix="apbench-scale-")
+    settings = HaproxySettings(http_port=free_port(), stats_port=free_port(), runtime_socket=f"{workdir}/admin.sock",
+                               spare_backends=20, check_interval="60s")
+    out = {}
+    started = time.monotonic()
+    table = build_routing_table(instances, ["test"])
+    out["build_ms"] = (time.monotonic() - started) * 1000
+    started = time.monotonic()
+    files, table, _unused = render_validated(table, settings)
+    out["render_validate_ms"] = (time.monotonic() - started) * 1000
+    write_files(f"{workdir}/cfg", files)
+    proc = subprocess.Popen(["haproxy", "-W", "-S", f"{workdir}/master.sock", "-f", f"{workdir}/cfg/haproxy.cfg"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not os.path.exists(settings.runtime_socket):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        # Reload path: render + validate + write + master reload until the new worker answers.
+        pid = send_command(settings.runtime_socket, "show info").split("Pid:")[1].split()[0]
+        started = time.monotonic()
+        files, table, _unused = render_validated(build_routing_table(instances, ["test"]), settings)
+        write_files(f"{workdir}/cfg", files)
+        send_command(f"{workdir}/master.sock", "reload")
+        while True:
+            try:
+                if send_command(settings.runtime_socket, "show info").split("Pid:")[1].split()[0] != pid:
+                    break
+            except Exception:  # noqa: BLE001 (the socket is briefly away during the reload)
+                pass
+            time.sleep(0.01)
+        out["full_reload_cycle_ms"] = (time.monotonic() - started) * 1000
+        # Runtime path: one instance more, build + plan + apply + render + write.
+        state = RunningState.from_table(table, settings)
+        api = RuntimeApi(settings.runtime_socket, settings)
+        more = instances + [dict(instances[0], id="extra", address="10.99.0.1")]
+        started = time.monotonic()
+        new = build_routing_table(more, ["test"])
+        plan = plan_changes(state, new)
+        api.apply(plan.steps)
+        write_files(f"{workdir}/cfg", render_haproxy_config(new, settings))
+        out["runtime_change_cycle_ms"] = (time.monotonic() - started) * 1000
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return {key: round(value, 1) for key, value in out.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--changes", type=int, default=300)
+    parser.add_argument("--new-services", type=int, default=30)
+    parser.add_argument("--change-every", type=float, default=0.1)
+    parser.add_argument("--probes", type=int, default=20)
+    parser.add_argument("--probe-gap", type=float, default=0.3)
+    parser.add_argument("--modes", default="agent,seed")
+    args = parser.parse_args()
+    ports = start_backends(40)
+    consul = Consul()
+    results = []
+    try:
+        for name in args.modes.split(","):
+            results.append(run_mode({"agent": AgentMode, "seed": SeedMode}[name], consul, ports, args))
+            print(json.dumps(results[-1]), flush=True)
+    finally:
+        consul.stop()
+    print(json.dumps({"scale_1000x5": scale(1000, 5)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

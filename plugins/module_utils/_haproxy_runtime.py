@@ -1,0 +1,279 @@
+# Copyright (c) 2026 autoproxy.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Applying a routing-table change to a running HAProxy through its Runtime API, without a reload.
+
+``plan_changes()`` is pure: from what HAProxy runs now (a RunningState) and the wanted routing
+table it gives the Runtime API steps, or the reason only a reload can get there. ``RuntimeApi``
+sends the steps over the admin socket. What HAProxy 2.6-3.0 cannot do at runtime, and so what
+needs a reload: create a backend (new services take a pre-declared spare backend instead, as
+long as one is left and the service uses the default balance without stickiness), change a
+backend's ``balance`` or cookie stickiness, add a server by host name, and (2.6 only) add a
+server with a ``cookie``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
+    HaproxySettings,
+    server_arguments,
+    spare_backend_names,
+)
+from ansible_collections.autoproxy.stack.plugins.module_utils._routing import is_ip_literal
+
+# Every word sent to the CLI was validated by the routing rules already; this is the last
+# guard against ';' (command separator) or a newline reaching the socket.
+_SAFE_WORD_RE = re.compile(r"[A-Za-z0-9_.:\[\]/,-]+\Z")
+DEFAULT_WEIGHT = 1
+
+
+class RuntimeApiError(Exception):
+    """HAProxy refused a Runtime API command; a reload is the way out."""
+
+
+@dataclass
+class RunningState:
+    """What the running HAProxy routes: logical backend -> the proxy that serves it.
+
+    A backend created since the last reload runs under a spare's name; a reload renders every
+    backend under its own name again.
+    """
+
+    backends: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hosts: dict[str, str] = field(default_factory=dict)
+    spares: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], settings: HaproxySettings) -> RunningState:
+        backends = {name: _running_backend(name, backend) for name, backend in table["backends"].items()}
+        return cls(backends, dict(table["hosts"]), spare_backend_names(settings))
+
+    def proxy(self, backend: str) -> str:
+        return self.backends[backend]["proxy"]
+
+
+def _running_backend(proxy: str, backend: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "proxy": proxy,
+        "options": dict(backend.get("options", {})),
+        "servers": {server["name"]: dict(server) for server in backend["servers"]},
+    }
+
+
+@dataclass
+class Plan:
+    """Runtime API steps that take HAProxy from one state to the next, or why it must reload."""
+
+    steps: list[tuple[Any, ...]]
+    state: RunningState
+    reload_reason: str | None = None
+
+
+def _structure(options: Mapping[str, Any]) -> tuple[str, bool]:
+    """The backend options only a reload can change."""
+    return options.get("balance", "roundrobin"), bool(options.get("sticky_session"))
+
+
+def _server_steps(proxy: str, old: Mapping[str, Any], new: Mapping[str, Any], options: Mapping[str, Any]):
+    """(steps, removals, reason) for one backend's servers."""
+    steps, removals = [], []
+    for name in sorted(set(old) - set(new)):
+        removals.append(("remove_server", proxy, name))
+    for name in sorted(new):
+        server = new[name]
+        moved = name not in old or old[name]["address"] != server["address"]
+        if moved and not is_ip_literal(server["address"]):
+            return [], [], f"server {name} has a host name address, which only a reload resolves"
+        if name not in old:
+            steps.append(("add_server", proxy, server, dict(options)))
+            continue
+        before = old[name]
+        if (before["address"], before["port"]) != (server["address"], server["port"]):
+            steps.append(("set_addr", proxy, name, server["address"], server["port"]))
+        if before.get("weight", DEFAULT_WEIGHT) != server.get("weight", DEFAULT_WEIGHT):
+            steps.append(("set_weight", proxy, name, server.get("weight", DEFAULT_WEIGHT)))
+    return steps, removals, None
+
+
+def plan_changes(state: RunningState, table: Mapping[str, Any]) -> Plan:
+    """The Runtime API steps from ``state`` to ``table``, or a Plan with a reload_reason.
+
+    Order matters for requests in flight: servers are added before any host points at them,
+    and hosts stop pointing at servers before those are removed.
+    """
+    new_state = copy.deepcopy(state)
+    adds: list[tuple[Any, ...]] = []
+    removals: list[tuple[Any, ...]] = []
+    for name in sorted(set(state.backends) - set(table["backends"])):
+        gone = new_state.backends.pop(name)
+        removals += [("remove_server", gone["proxy"], server) for server in sorted(gone["servers"])]
+    for name in sorted(table["backends"]):
+        backend = table["backends"][name]
+        options = dict(backend.get("options", {}))
+        running = new_state.backends.get(name)
+        if running is None:
+            if _structure(options) != _structure({}):
+                return Plan([], state, f"new backend {name} has balance/sticky_session options")
+            if not new_state.spares:
+                return Plan([], state, f"new backend {name}: no spare backend left")
+            running = new_state.backends[name] = _running_backend(new_state.spares.pop(0), {"servers": []})
+        elif _structure(running["options"]) != _structure(options):
+            return Plan([], state, f"backend {name} changes balance or sticky_session")
+        wanted = {server["name"]: dict(server) for server in backend["servers"]}
+        steps, gone, reason = _server_steps(running["proxy"], running["servers"], wanted, options)
+        if reason:
+            return Plan([], state, f"backend {name}: {reason}")
+        if running["options"].get("maxconn") != options.get("maxconn"):
+            steps += [("set_maxconn", running["proxy"], server, options.get("maxconn", 0))
+                      for server in sorted(set(running["servers"]) & set(wanted))]
+        adds += steps
+        removals += gone
+        running["options"], running["servers"] = options, wanted
+    maps = _map_steps(state, new_state, table["hosts"])
+    new_state.hosts = dict(table["hosts"])
+    return Plan(adds + maps + removals, new_state)
+
+
+def _map_steps(old: RunningState, new: RunningState, hosts: Mapping[str, str]) -> list[tuple[Any, ...]]:
+    steps: list[tuple[Any, ...]] = []
+    for host in sorted(hosts):
+        proxy = new.proxy(hosts[host])
+        if host not in old.hosts:
+            steps.append(("map_add", host, proxy))
+        elif old.hosts[host] not in old.backends or old.proxy(old.hosts[host]) != proxy:
+            steps.append(("map_set", host, proxy))
+    steps += [("map_del", host) for host in sorted(set(old.hosts) - set(hosts))]
+    return steps
+
+
+def _words(*words: Any) -> str:
+    text = [str(word) for word in words]
+    for word in text:
+        if _SAFE_WORD_RE.match(word) is None:
+            raise RuntimeApiError(f"refusing to send unsafe word {word!r} to the Runtime API")
+    return " ".join(text)
+
+
+def send_command(socket_path: str, command: str, timeout: float = 10.0) -> str:
+    """One command on an HAProxy CLI socket (runtime or master); its answer."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(socket_path)
+            sock.sendall(command.encode() + b"\n")
+            # Half-close: the CLI answers one command and closes instead of waiting for more.
+            sock.shutdown(socket.SHUT_WR)
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    except OSError as exc:
+        raise RuntimeApiError(f"HAProxy socket {socket_path}: {command!r} failed: {exc}") from exc
+    return b"".join(chunks).decode("utf-8", "replace").strip()
+
+
+class RuntimeApi:
+    """Executes plan steps on the admin socket; removes servers once they are idle.
+
+    A removed server goes to maintenance at once (no new request reaches it) and is deleted when
+    HAProxy agrees it has no connection left, which is retried by ``retry_removals()`` until
+    ``drain_timeout``, after which its sessions are shut down.
+    """
+
+    def __init__(self, socket_path: str, settings: HaproxySettings, map_name: str | None = None,
+                 drain_timeout: float = 30.0) -> None:
+        self.socket_path = socket_path
+        self.settings = settings
+        self.map_name = map_name or settings.map_file
+        self.drain_timeout = drain_timeout
+        self.draining: dict[tuple[str, str], float] = {}
+        self.commands_sent = 0
+
+    def command(self, *words: Any) -> str:
+        self.commands_sent += 1
+        return send_command(self.socket_path, _words(*words))
+
+    def expect(self, answer_ok, *words: Any) -> str:
+        answer = self.command(*words)
+        if not answer_ok(answer):
+            raise RuntimeApiError(f"{' '.join(map(str, words))}: {answer or '(no answer)'}")
+        return answer
+
+    def apply(self, steps: list[tuple[Any, ...]]) -> None:
+        for step in steps:
+            getattr(self, "_" + step[0])(*step[1:])
+
+    def forget(self) -> None:
+        """After a reload nothing from before is running any more."""
+        self.draining.clear()
+
+    # ---- steps
+    def _add_server(self, proxy: str, server: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+        name = server["name"]
+        if self.draining.pop((proxy, name), None) is not None and not self._try_delete(proxy, name):
+            # Still there in maintenance with connections: bring it back instead of adding a
+            # second server of that name.
+            self._set_addr(proxy, name, server["address"], server["port"])
+            self._set_weight(proxy, name, server.get("weight", DEFAULT_WEIGHT))
+            self._set_maxconn(proxy, name, options.get("maxconn", 0))
+        else:
+            arguments = server_arguments(server, options, self.settings).split()
+            self.expect(lambda a: "New server registered" in a, "add", "server", f"{proxy}/{name}", *arguments)
+            self.expect(_empty, "enable", "health", f"{proxy}/{name}")
+        self.expect(_empty, "set", "server", f"{proxy}/{name}", "state", "ready")
+
+    def _set_addr(self, proxy: str, name: str, address: str, port: int) -> None:
+        self.expect(lambda a: "changed" in a or "no need" in a or a == "", "set", "server", f"{proxy}/{name}",
+                    "addr", address, "port", port)
+
+    def _set_weight(self, proxy: str, name: str, weight: int) -> None:
+        self.expect(_empty, "set", "server", f"{proxy}/{name}", "weight", weight)
+
+    def _set_maxconn(self, proxy: str, name: str, maxconn: int) -> None:
+        self.expect(_empty, "set", "maxconn", "server", f"{proxy}/{name}", maxconn)
+
+    def _map_add(self, host: str, proxy: str) -> None:
+        self.expect(_empty, "add", "map", self.map_name, host, proxy)
+
+    def _map_set(self, host: str, proxy: str) -> None:
+        self.expect(_empty, "set", "map", self.map_name, host, proxy)
+
+    def _map_del(self, host: str) -> None:
+        self.expect(lambda a: a == "" or "not found" in a.lower(), "del", "map", self.map_name, host)
+
+    def _remove_server(self, proxy: str, name: str) -> None:
+        self.expect(_empty, "set", "server", f"{proxy}/{name}", "state", "maint")
+        self.draining[(proxy, name)] = time.monotonic() + self.drain_timeout
+        self._try_delete(proxy, name)
+
+    # ---- deferred deletion
+    def _try_delete(self, proxy: str, name: str) -> bool:
+        answer = self.command("del", "server", f"{proxy}/{name}")
+        if "Server deleted" in answer or "No such server" in answer:
+            self.draining.pop((proxy, name), None)
+            return True
+        return False
+
+    def retry_removals(self) -> int:
+        """Delete the draining servers that became idle; returns how many are still draining."""
+        now = time.monotonic()
+        for (proxy, name), deadline in list(self.draining.items()):
+            if now >= deadline:
+                self.command("shutdown", "sessions", "server", f"{proxy}/{name}")
+            self._try_delete(proxy, name)
+        return len(self.draining)
+
+
+def _empty(answer: str) -> bool:
+    return answer == ""
