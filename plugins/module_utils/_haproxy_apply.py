@@ -82,8 +82,8 @@ def validate_path(cfg_path, haproxy_cmd=("haproxy",)):
     return proc.returncode == 0, "\n".join(findings) if findings else output
 
 
-def master_command(socket_path, command, timeout=10.0):
-    """Send one command to HAProxy's master CLI and return its answer."""
+def cli_command(socket_path, command, timeout=10.0):
+    """Send one command to an HAProxy CLI socket (master or runtime) and return its answer."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
@@ -98,8 +98,12 @@ def master_command(socket_path, command, timeout=10.0):
                     break
                 chunks.append(chunk)
     except OSError as exc:
-        raise HaproxyError(f"HAProxy master socket {socket_path}: {command} failed: {exc}") from exc
+        raise HaproxyError(f"HAProxy socket {socket_path}: {command!r} failed: {exc}") from exc
     return b"".join(chunks).decode("utf-8", "replace")
+
+
+# The master CLI is one of them; the name says which socket a caller means.
+master_command = cli_command
 
 
 _LINE_RE = re.compile(r"\[[^\]\s]*" + re.escape(CONFIG_NAME) + r":([0-9]+)\]")

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import copy
 import re
-import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import HaproxyError, cli_command
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
     HaproxySettings,
     server_arguments,
@@ -166,21 +166,9 @@ def _words(*words: Any) -> str:
 def send_command(socket_path: str, command: str, timeout: float = 10.0) -> str:
     """One command on an HAProxy CLI socket (runtime or master); its answer."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(socket_path)
-            sock.sendall(command.encode() + b"\n")
-            # Half-close: the CLI answers one command and closes instead of waiting for more.
-            sock.shutdown(socket.SHUT_WR)
-            chunks = []
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-    except OSError as exc:
-        raise RuntimeApiError(f"HAProxy socket {socket_path}: {command!r} failed: {exc}") from exc
-    return b"".join(chunks).decode("utf-8", "replace").strip()
+        return cli_command(socket_path, command, timeout).strip()
+    except HaproxyError as exc:
+        raise RuntimeApiError(str(exc)) from exc
 
 
 class RuntimeApi:
