@@ -56,7 +56,9 @@ class HaproxySettings:
     check_interval: str = "2s"
     check_fall: int = 2
     check_rise: int = 1
-    timeout_connect: str = "5s"
+    # Short on purpose: a server whose container just died drops SYNs instead of refusing them,
+    # and the retry on another server (redispatch) only starts when this runs out.
+    timeout_connect: str = "1s"
     timeout_client: str = "30s"
     timeout_server: str = "30s"
     hard_stop_after: str = "30s"

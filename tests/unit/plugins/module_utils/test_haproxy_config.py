@@ -107,7 +107,7 @@ def test_global_defaults_frontend_and_stats():
     ]
     assert lines_of(cfg, "defaults") == [
         "mode http",
-        "timeout connect 5s",
+        "timeout connect 1s",
         "timeout client 30s",
         "timeout server 30s",
         "timeout http-keep-alive 10s",
