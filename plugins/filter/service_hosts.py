@@ -4,12 +4,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._tags import service_hosts as hosts_of
 from ansible_collections.autoproxy.stack.plugins.module_utils._tags import split_tag_string, valid_service_name
+from ansible_collections.autoproxy.stack.plugins.plugin_utils._filter_input import describe_kind
 
 DOCUMENTATION = r"""
 name: service_hosts
@@ -76,18 +75,11 @@ def service_hosts(name, tags=(), domains=()):
     if isinstance(tags, str):
         tags = split_tag_string(tags)
     elif not isinstance(tags, (list, tuple)):
-        raise AnsibleFilterError(f"{FQCN}: tags must be a list or a comma-separated string, not {_kind(tags)}")
+        raise AnsibleFilterError(f"{FQCN}: tags must be a list or a comma-separated string, not {describe_kind(tags)}")
     if not isinstance(domains, (str, list, tuple)):
         raise AnsibleFilterError(f"{FQCN}: domains must be a list or a ':'-separated string, "
-                                 f"not {_kind(domains)}")
+                                 f"not {describe_kind(domains)}")
     return hosts_of(name, tags, list(domains) if not isinstance(domains, str) else domains)
-
-
-def _kind(value):
-    # Ansible 2.19 wraps templated values in private classes; name what the user wrote instead.
-    if isinstance(value, Mapping):
-        return "a mapping"
-    return "nothing" if value is None else type(value).__name__.lstrip("_")
 
 
 class FilterModule:

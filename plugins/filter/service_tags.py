@@ -4,11 +4,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._tags import parse_tags, split_tag_string
+from ansible_collections.autoproxy.stack.plugins.plugin_utils._filter_input import describe_kind
 
 DOCUMENTATION = r"""
 name: service_tags
@@ -91,9 +90,9 @@ def service_tags(tags, service=""):
         tags = split_tag_string(tags)
     elif not isinstance(tags, (list, tuple)):
         raise AnsibleFilterError(f"{FQCN}: the input must be a list of tags or a comma-separated string, "
-                                 f"not {_kind(tags)}")
+                                 f"not {describe_kind(tags)}")
     if not isinstance(service, str):
-        raise AnsibleFilterError(f"{FQCN}: service must be a string, not {_kind(service)}")
+        raise AnsibleFilterError(f"{FQCN}: service must be a string, not {describe_kind(service)}")
     parsed = parse_tags(tags, service=service)
     return {
         "routing": list(parsed.routing),
@@ -102,13 +101,6 @@ def service_tags(tags, service=""):
         "metadata": dict(parsed.metadata),
         "warnings": list(parsed.warnings),
     }
-
-
-def _kind(value):
-    # Ansible 2.19 wraps templated values in private classes; name what the user wrote instead.
-    if isinstance(value, Mapping):
-        return "a mapping"
-    return "nothing" if value is None else type(value).__name__.lstrip("_")
 
 
 class FilterModule:
