@@ -157,8 +157,8 @@ class ProxyAgent:
             if self.haproxy.poll() is not None:
                 raise HaproxyError(f"HAProxy exited with status {self.haproxy.returncode}")
             try:
-                new = self.workers() - old_workers
-                if new and f"Pid: {min(new)}" in send_command(self.args.runtime_socket, "show info"):
+                new = {int(pid) for pid in self.workers() - old_workers}
+                if new and runtime_pid(send_command(self.args.runtime_socket, "show info")) in new:
                     return
             except RuntimeApiError:
                 pass  # the master re-executes itself on reload and briefly refuses connections
@@ -314,18 +314,30 @@ class ProxyAgent:
             self.haproxy.send_signal(signal.SIGUSR1)
 
 
+def runtime_pid(show_info):
+    """The worker PID in the runtime socket's ``show info`` answer, or None."""
+    for line in show_info.splitlines():
+        key, _sep, value = line.partition(":")
+        if key.strip() == "Pid" and value.strip().isdigit():
+            return int(value)
+    return None
+
+
 def main(argv):
     args = parse_args(argv)
     agent = ProxyAgent(args)
     signal.signal(signal.SIGTERM, agent.stop)
     signal.signal(signal.SIGINT, agent.stop)
-    status = agent.run()
-    if agent.haproxy and agent.haproxy.poll() is None:
-        try:
-            agent.haproxy.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            agent.haproxy.kill()
-    return status
+    try:
+        return agent.run()
+    finally:
+        # Also when run() failed: never leave the HAProxy it started behind.
+        agent.stop()
+        if agent.haproxy and agent.haproxy.poll() is None:
+            try:
+                agent.haproxy.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                agent.haproxy.kill()
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._containers import
 from ansible_collections.autoproxy.stack.plugins.module_utils._registrations import (
     CONTAINER_META,
     DIGEST_META,
+    HEALTH_CHECK_PREFIX,
     add_health_check,
     consul_status,
     deregister_on_exit,
@@ -374,7 +375,7 @@ class RegistratorAgent:
     def _health_of(registrations):
         for registration in registrations:
             for check in registration.get("Checks") or []:
-                if check.get("CheckID", "").startswith("autoproxy-docker-health:"):
+                if check.get("CheckID", "").startswith(HEALTH_CHECK_PREFIX):
                     return check.get("Status")
         return None
 
@@ -438,6 +439,13 @@ class RegistratorAgent:
                 log.warning("Docker event stream closed; reconnecting")
             except Exception as exc:  # noqa: BLE001 - any failure of the stream means: reconnect
                 log.warning("Docker event stream failed: %s; reconnecting", exc)
+            # A failed stream still holds its HTTP connection to the Docker engine.
+            close = getattr(stream, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - closing a broken stream may fail too
+                    log.debug("closing the old event stream failed", exc_info=True)
             backoff.sleep(self.stopping)
             try:
                 stream = self.subscribe()

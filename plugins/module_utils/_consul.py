@@ -152,11 +152,6 @@ CONNECTION_ARGSPEC = {
 }
 
 
-def client_from_params(params):
-    return ConsulClient(params["url"], token=params.get("token"), timeout=params["timeout"],
-                        ca_path=params.get("ca_path"), validate_certs=params["validate_certs"])
-
-
 # ---- used by the registrator agent (appended; the client above is shared)
 
 
