@@ -81,8 +81,8 @@ _CHECK_KEYS = frozenset({
 })
 _SETTING_KEYS = frozenset({"name", "id", "tags", "ignore"}) | _CHECK_KEYS
 _RESERVED_META_PREFIXES = ("consul-", "autoproxy_")
-_OWNER_META = "autoproxy_owner"
-_CONTAINER_META = "autoproxy_container"
+OWNER_META = "autoproxy_owner"
+CONTAINER_META = "autoproxy_container"
 
 
 @dataclass(frozen=True)
@@ -490,8 +490,8 @@ def _meta_problem(key, value):
 def _service_meta(inspect, keys, options, warn):
     meta = {}
     if options.owner:
-        meta[_OWNER_META] = options.owner
-    meta[_CONTAINER_META] = container_name(inspect)
+        meta[OWNER_META] = options.owner
+    meta[CONTAINER_META] = container_name(inspect)
     for key in sorted(keys):
         if key in _SETTING_KEYS or key.startswith("check_"):
             continue

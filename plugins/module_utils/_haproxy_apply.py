@@ -76,10 +76,13 @@ def validate_path(cfg_path, haproxy_cmd=("haproxy",)):
                               stderr=subprocess.STDOUT, timeout=60, check=False)
     except OSError as exc:
         raise HaproxyError("cannot run {}: {}".format(" ".join(haproxy_cmd), exc)) from exc
-    output = proc.stdout.decode("utf-8", "replace").strip()
-    # HAProxy's version NOTICEs say nothing about the config; keep what it found.
-    findings = [line for line in output.splitlines() if "[ALERT]" in line or "[WARNING]" in line]
-    return proc.returncode == 0, "\n".join(findings) if findings else output
+    return proc.returncode == 0, findings(proc.stdout.decode("utf-8", "replace"))
+
+
+def findings(output):
+    """HAProxy's ALERT and WARNING lines (its version NOTICEs say nothing about the config)."""
+    lines = [line for line in output.splitlines() if "[ALERT]" in line or "[WARNING]" in line]
+    return "\n".join(lines) if lines else output.strip()
 
 
 def cli_command(socket_path, command, timeout=10.0):
@@ -106,7 +109,8 @@ def cli_command(socket_path, command, timeout=10.0):
 master_command = cli_command
 
 
-_LINE_RE = re.compile(r"\[[^\]\s]*" + re.escape(CONFIG_NAME) + r":([0-9]+)\]")
+# HAProxy points at a line as '[<file>:<line>]' in its ALERT and WARNING messages.
+CONFIG_LINE_RE = re.compile(r"\[[^\]\s]*" + re.escape(CONFIG_NAME) + r":([0-9]+)\]")
 
 
 def without_backends(table, names):
@@ -122,7 +126,7 @@ def without_backends(table, names):
 def _blamed_backends(cfg, output, table):
     """The table's backends whose sections hold the lines HAProxy complained about."""
     blamed = set()
-    for number in _LINE_RE.findall(output):
+    for number in CONFIG_LINE_RE.findall(output):
         name = backend_at_line(cfg, int(number))
         if name in table["backends"]:
             blamed.add(name)

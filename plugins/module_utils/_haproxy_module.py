@@ -16,10 +16,13 @@ import re
 import tarfile
 import time
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import CONFIG_NAME, HaproxyError
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
+    CONFIG_LINE_RE,
+    CONFIG_NAME,
+    HaproxyError,
+    findings,
+)
 
-# HAProxy points at a line as '[<file>:<line>]' in its ALERT and WARNING messages.
-_LINE_REF_RE = re.compile(r"\[[^\]\s]*" + re.escape(CONFIG_NAME) + r":([0-9]+)\]")
 _SECTION_RE = re.compile(r"(global|defaults|frontend|backend|listen)\b\s*(\S*)")
 _SHOW_PROC_MASTER_RE = re.compile(r"^\s*\d+\s+master\s+(\d+)\s+\[failed:\s*(\d+)\]", re.MULTILINE)
 
@@ -37,12 +40,6 @@ CONTAINER_MASTER_SCRIPT = (
 
 class ReloadError(Exception):
     pass
-
-
-def findings(output):
-    """HAProxy's ALERT and WARNING lines (its version NOTICEs say nothing about the config)."""
-    lines = [line for line in output.splitlines() if "[ALERT]" in line or "[WARNING]" in line]
-    return "\n".join(lines) if lines else output.strip()
 
 
 def section_at(config_text, line_number):
@@ -63,7 +60,7 @@ def blame(output, config_text, table):
     Returns one description per distinct place, in the order HAProxy reported them.
     """
     places = []
-    for number in _LINE_REF_RE.findall(output):
+    for number in CONFIG_LINE_RE.findall(output):
         kind, name = section_at(config_text, int(number))
         backend = (table.get("backends") or {}).get(name) if kind == "backend" else None
         if backend is not None:

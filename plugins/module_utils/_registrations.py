@@ -24,8 +24,8 @@ import json
 import re
 import signal as _signal
 
-OWNER_META = "autoproxy_owner"
-CONTAINER_META = "autoproxy_container"
+from ansible_collections.autoproxy.stack.plugins.module_utils._containers import CONTAINER_META, OWNER_META
+
 DIGEST_META = "autoproxy_digest"
 HEALTH_CHECK_PREFIX = "autoproxy-docker-health:"
 HEALTH_CHECK_NAME = "Docker HEALTHCHECK"

@@ -209,6 +209,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._consul_module imp
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
     CONFIG_NAME,
     HaproxyError,
+    findings,
     master_command,
     read_config_dir,
     validate_files,
@@ -223,7 +224,6 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_module im
     CONTAINER_MASTER_SCRIPT,
     ReloadError,
     blame,
-    findings,
     tar_files,
     verified_reload,
 )

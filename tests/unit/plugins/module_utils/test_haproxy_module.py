@@ -17,6 +17,7 @@ import pytest
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
     HaproxyError,
+    findings,
     master_command,
     validate_files,
 )
@@ -27,7 +28,6 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config im
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_module import (
     ReloadError,
     blame,
-    findings,
     master_state,
     section_at,
     tar_files,
