@@ -21,9 +21,8 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
     ParsedTags,
     expand_hosts,
     haproxy_backend_name,
-    host_for_tag,
-    host_for_untagged,
     is_host_fragment,
+    memberships,
     normalise_domains,
     parse_tags,
     show,
@@ -92,49 +91,62 @@ class _Instance:
         return (self.service, self.id, self.node)
 
 
-def _check_instance(raw: Any) -> tuple[_Instance | None, list[str]]:
-    """Validate one normalised health entry; (None, warnings) if it must be dropped."""
+class _Shape:
+    """What a service name and tag list decide, shared by every instance that has the same ones."""
+
+    def __init__(self, service: str, parsed: ParsedTags, domains: list[str]) -> None:
+        self.parsed = parsed
+        self.warnings = list(parsed.warnings)
+        # (backend name, routing tag, hosts with domains) for each backend the instance joins.
+        self.memberships: list[tuple[str, str | None, list[str]]] = []
+        for tag, hosts in memberships(service, parsed):
+            expanded, rejected = expand_hosts(hosts, domains)
+            self.warnings.extend(
+                f"service {show(service)}: host {show(host)} dropped: longer than a host name may be"
+                for host in rejected
+            )
+            self.memberships.append((haproxy_backend_name(service, tag), tag, expanded))
+
+
+def _shape(service: str, tags: Any, domains: list[str], shapes: dict[Any, _Shape]) -> _Shape:
+    # Instances of one service nearly always share their tags: parse them once per build.
+    key = (service, tuple(tags)) if isinstance(tags, list) and all(isinstance(t, str) for t in tags) else None
+    shape = shapes.get(key) if key is not None else None
+    if shape is None:
+        shape = _Shape(service, parse_tags(tags, service=service), domains)
+        if key is not None:
+            shapes[key] = shape
+    return shape
+
+
+def _check_instance(
+    raw: Any, domains: list[str], shapes: dict[Any, _Shape]
+) -> tuple[_Instance | None, _Shape | None, list[str]]:
+    """Validate one normalised health entry; (None, None, warnings) if it must be dropped."""
     if not isinstance(raw, Mapping):
-        return None, [f"instance {show(raw)} dropped: not a mapping"]
+        return None, None, [f"instance {show(raw)} dropped: not a mapping"]
     service, instance_id = raw.get("service"), raw.get("id")
-    where = f"service {show(service)} instance {show(instance_id)}"
+
+    def dropped(reason: str) -> tuple[None, None, list[str]]:
+        return None, None, [f"service {show(service)} instance {show(instance_id)} dropped: {reason}"]
+
     if not valid_service_name(service):
-        return None, [f"{where} dropped: service name must be 1-200 of A-Z a-z 0-9 _ . - and form a host name"]
+        return dropped("service name must be 1-200 of A-Z a-z 0-9 _ . - and form a host name")
     if not isinstance(instance_id, str) or not instance_id or len(instance_id) > _MAX_ID_LENGTH:
-        return None, [f"{where} dropped: id must be a non-empty string"]
+        return dropped("id must be a non-empty string")
     node = raw.get("node")
     if node is not None and not isinstance(node, str):
-        return None, [f"{where} dropped: node must be a string"]
+        return dropped("node must be a string")
     if not valid_address(raw.get("address")):
-        return None, [f"{where} dropped: address {show(raw.get('address'))} is not an IP address or host name"]
+        return dropped(f"address {show(raw.get('address'))} is not an IP address or host name")
     port = _port(raw.get("port"))
     if port is None:
-        return None, [f"{where} dropped: port {show(raw.get('port'))} is not an integer 1-{MAX_PORT}"]
+        return dropped(f"port {show(raw.get('port'))} is not an integer 1-{MAX_PORT}")
     tags = raw.get("tags")
     if tags is not None and (isinstance(tags, (str, bytes, Mapping)) or not isinstance(tags, Iterable)):
-        return None, [f"{where} dropped: tags must be a list"]
-    parsed = parse_tags(tags, service=service)
-    return _Instance(raw, port, parsed), list(parsed.warnings)
-
-
-def _memberships(instance: _Instance) -> list[tuple[str, str | None, list[str]]]:
-    """(backend name, routing tag, hosts before domains) for each backend the instance joins."""
-    aliases = list(instance.parsed.aliases)
-    if not instance.parsed.routing:
-        name = instance.service
-        return [(haproxy_backend_name(name), None, _with_aliases([host_for_untagged(name)], aliases))]
-    return [
-        (
-            haproxy_backend_name(instance.service, tag),
-            tag,
-            _with_aliases([host_for_tag(instance.service, tag)], aliases),
-        )
-        for tag in instance.parsed.routing
-    ]
-
-
-def _with_aliases(hosts: list[str], aliases: list[str]) -> list[str]:
-    return hosts + [alias for alias in aliases if alias not in hosts]
+        return dropped("tags must be a list")
+    shape = _shape(service, tags, domains, shapes)
+    return _Instance(raw, port, shape.parsed), shape, shape.warnings
 
 
 class _Backend:
@@ -187,28 +199,22 @@ class _Backend:
 
 
 def _collect(instances: Iterable[Any], domains: list[str], warnings: list[str]) -> dict[str, _Backend]:
-    checked: list[_Instance] = []
+    checked: list[tuple[_Instance, _Shape]] = []
+    shapes: dict[Any, _Shape] = {}
     for raw in instances:
         if isinstance(raw, dict) and raw.get("service") in UNROUTED_SERVICES:
             continue
-        instance, instance_warnings = _check_instance(raw)
+        instance, shape, instance_warnings = _check_instance(raw, domains, shapes)
         warnings.extend(instance_warnings)
-        if instance is not None:
-            checked.append(instance)
+        if instance is not None and shape is not None:
+            checked.append((instance, shape))
     backends: dict[str, _Backend] = {}
-    for instance in sorted(checked, key=lambda item: item.sort_key):
-        for name, tag, hosts in _memberships(instance):
+    for instance, shape in sorted(checked, key=lambda item: item[0].sort_key):
+        for name, tag, hosts in shape.memberships:
             backend = _claim_backend(backends, name, instance, tag, warnings)
             if backend is None:
                 continue
-            expanded, rejected = expand_hosts(hosts, domains)
-            for host in rejected:
-                warnings.append(
-                    f"service {show(instance.service)}: host {show(host)} dropped: longer than a host name may be"
-                )
-            for host in expanded:
-                if host not in backend.hosts:
-                    backend.hosts.append(host)
+            backend.hosts.extend(host for host in hosts if host not in backend.hosts)
             backend.add_options(instance, warnings)
             if instance.passing:
                 backend.add_server(instance, warnings)

@@ -270,9 +270,22 @@ def expand_hosts(hosts: Iterable[str], domains: Iterable[str]) -> tuple[list[str
     return result, rejected
 
 
+def memberships(name: str, parsed: ParsedTags) -> list[tuple[str | None, list[str]]]:
+    """(routing tag, hosts before domains) for each backend an instance joins.
+
+    One backend per routing tag (rule 1), or one untagged backend (rule 2); each answers to its
+    own host and to rule 4's aliases.
+    """
+    routed: list[tuple[str | None, str]] = [(tag, host_for_tag(name, tag)) for tag in parsed.routing]
+    return [
+        (tag, [host] + [alias for alias in parsed.aliases if alias != host])
+        for tag, host in routed or [(None, host_for_untagged(name))]
+    ]
+
+
 def base_hosts(name: str, parsed: ParsedTags) -> list[str]:
-    """Hosts of one instance before domains: rule 1 or rule 2, then rule 4's aliases."""
-    hosts = [host_for_tag(name, tag) for tag in parsed.routing] or [host_for_untagged(name)]
+    """Hosts of one instance before domains, over all its backends."""
+    hosts = [backend_hosts[0] for _tag, backend_hosts in memberships(name, parsed)]
     return hosts + [alias for alias in parsed.aliases if alias not in hosts]
 
 
