@@ -175,21 +175,18 @@ class RuntimeApi:
     """Executes plan steps on the admin socket; removes servers once they are idle.
 
     A removed server goes to maintenance at once (no new request reaches it) and is deleted when
-    HAProxy agrees it has no connection left, which is retried by ``retry_removals()`` until
-    ``drain_timeout``, after which its sessions are shut down.
+    HAProxy agrees it has no connection left. ``retry_removals()`` tries again with a backoff per
+    server (0.1 s doubling up to 2 s) until ``drain_timeout``, then shuts its sessions down once.
     """
 
-    def __init__(self, socket_path: str, settings: HaproxySettings, map_name: str | None = None,
-                 drain_timeout: float = 30.0) -> None:
+    def __init__(self, socket_path: str, settings: HaproxySettings, drain_timeout: float = 30.0) -> None:
         self.socket_path = socket_path
         self.settings = settings
-        self.map_name = map_name or settings.map_file
+        self.map_name = settings.map_file
         self.drain_timeout = drain_timeout
-        self.draining: dict[tuple[str, str], float] = {}
-        self.commands_sent = 0
+        self.draining: dict[tuple[str, str], _Drain] = {}
 
     def command(self, *words: Any) -> str:
-        self.commands_sent += 1
         return send_command(self.socket_path, _words(*words))
 
     def expect(self, answer_ok, *words: Any) -> str:
@@ -242,7 +239,7 @@ class RuntimeApi:
 
     def _remove_server(self, proxy: str, name: str) -> None:
         self.expect(_empty, "set", "server", f"{proxy}/{name}", "state", "maint")
-        self.draining[(proxy, name)] = time.monotonic() + self.drain_timeout
+        self.draining[(proxy, name)] = _Drain(time.monotonic() + self.drain_timeout)
         self._try_delete(proxy, name)
 
     # ---- deferred deletion
@@ -256,11 +253,31 @@ class RuntimeApi:
     def retry_removals(self) -> int:
         """Delete the draining servers that became idle; returns how many are still draining."""
         now = time.monotonic()
-        for (proxy, name), deadline in list(self.draining.items()):
-            if now >= deadline:
+        for (proxy, name), drain in list(self.draining.items()):
+            if now < drain.next_try:
+                continue
+            if now >= drain.deadline and not drain.shut_down:
                 self.command("shutdown", "sessions", "server", f"{proxy}/{name}")
-            self._try_delete(proxy, name)
+                drain.shut_down = True
+            if not self._try_delete(proxy, name):
+                drain.delay = min(drain.delay * 2, _DRAIN_RETRY_CAP)
+                # The deadline is kept: sessions are shut down on time, not at the next backoff step.
+                drain.next_try = now + drain.delay if drain.shut_down else min(now + drain.delay, drain.deadline)
         return len(self.draining)
+
+
+_DRAIN_RETRY_FIRST = 0.1
+_DRAIN_RETRY_CAP = 2.0
+
+
+class _Drain:
+    """A removed server that still has connections: when to give up waiting, when to ask again."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.delay = _DRAIN_RETRY_FIRST
+        self.next_try = time.monotonic() + self.delay
+        self.shut_down = False
 
 
 def _empty(answer: str) -> bool:

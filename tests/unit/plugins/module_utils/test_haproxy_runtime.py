@@ -262,6 +262,27 @@ def test_a_busy_server_is_deleted_once_its_request_is_done(running, web_ports):
     assert len(proxy.servers("hello_www_backend")) == 1
 
 
+def test_a_server_busy_past_the_drain_timeout_has_its_sessions_shut_down_once(running, web_ports):
+    a, b, _unused = web_ports
+    both = table_of(instance("www", "a", a, ["hello", "balance=first"]), instance("www", "b", b, ["hello"]))
+    proxy = running(both)
+    proxy.api.drain_timeout = 0.5
+    result = {}
+    slow = threading.Thread(target=lambda: result.update(answer=proxy.get("www.hello.test", delay=4)))
+    slow.start()
+    time.sleep(0.3)
+    proxy.change(table_of(instance("www", "b", b, ["hello", "balance=first"])))
+    ((key, drain),) = proxy.api.draining.items()
+    while proxy.api.retry_removals() and time.monotonic() < drain.deadline + 3:
+        time.sleep(0.02)
+    slow.join()
+    assert not proxy.api.draining, "deleted once its sessions were shut down"
+    assert drain.shut_down
+    assert result["answer"] != (200, f"port {a}"), "the request on the drained server was cut, not waited for"
+    assert len(proxy.servers("hello_www_backend")) == 1
+    assert key[0] == "hello_www_backend"
+
+
 def test_a_server_that_comes_back_while_draining_is_reused(running, web_ports):
     a, b, _unused = web_ports
     both = table_of(instance("www", "a", a, ["hello", "balance=first"]), instance("www", "b", b, ["hello"]))
