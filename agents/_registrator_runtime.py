@@ -42,10 +42,6 @@ class KeyedSerialExecutor:
             self.queues[key] = collections.deque([(fn, args)])
         threading.Thread(target=self._run_key, args=(key,), name=f"key-{key}"[:60], daemon=True).start()
 
-    def busy(self):
-        with self.lock:
-            return bool(self.queues)
-
     def _run_key(self, key):
         with self.slots:
             while True:

@@ -114,15 +114,6 @@ class ConsulClient:
     def health_service(self, name, index=None, wait=60):
         return self._blocking("/v1/health/service/" + urllib.parse.quote(name, safe=""), index, wait)
 
-    def instances(self):
-        """Every instance of every service, normalised for the routing rules."""
-        services, _unused = self.catalog_services()
-        found = []
-        for name in sorted(services or {}):
-            entries, _unused = self.health_service(name)
-            found.extend(normalise_health_entry(entry) for entry in entries or [])
-        return found
-
 
 def normalise_health_entry(entry):
     """One entry of /v1/health/service/<name> as the dict the routing rules take."""
@@ -140,6 +131,52 @@ def normalise_health_entry(entry):
         "meta": dict(service.get("Meta") or {}),
         "passing": all(check.get("Status") == "passing" for check in checks),
     }
+
+
+def _checks_by_instance(checks):
+    """{(node, service id): [checks]}; node-wide checks (empty ServiceID) under (node, "")."""
+    found = {}
+    for check in checks or []:
+        found.setdefault((check.get("Node", ""), check.get("ServiceID") or ""), []).append(check)
+    return found
+
+
+def fetch_instances(client):
+    """Every instance of every service, normalised for the routing rules, and the catalog index.
+
+    Returns ``(instances, index)``: the instances sorted by service, node and id, and the
+    X-Consul-Index of ``/v1/catalog/nodes``. Costs 2 + (number of nodes) requests: every node,
+    every check at once, and each node's services. ``/v1/health/service/<name>`` per service
+    would cost one request per service on every change (1,000 services: 1,000 requests).
+
+    The checks are read before the services, so a service registered in between would come
+    without its checks and look passing. Consul registers a service and its checks in one
+    write, so such a service is one modified after the checks were read; each of those
+    services is read again whole from ``/v1/health/service/<name>`` (one request each, only
+    when that happens).
+    """
+    nodes, index = client.request("GET", "/v1/catalog/nodes")
+    checks, checks_index = client.request("GET", "/v1/health/state/any")
+    by_instance = _checks_by_instance(checks)
+    instances, reread = [], set()
+    for node in nodes or []:
+        name = node.get("Node", "")
+        listing, _unused = client.request("GET", "/v1/catalog/node-services/" + urllib.parse.quote(name, safe=""))
+        for service in (listing or {}).get("Services") or []:
+            if checks_index is not None and (service.get("ModifyIndex") or 0) > checks_index:
+                reread.add(service.get("Service", ""))
+                continue
+            node_checks = by_instance.get((name, ""), [])
+            service_checks = by_instance.get((name, service.get("ID", "")), [])
+            entry = {"Node": node, "Service": service, "Checks": node_checks + service_checks}
+            instances.append(normalise_health_entry(entry))
+    if reread:
+        instances = [instance for instance in instances if instance["service"] not in reread]
+        for name in sorted(reread):
+            entries, _unused = client.health_service(name)
+            instances.extend(normalise_health_entry(entry) for entry in entries or [])
+    instances.sort(key=lambda instance: (instance["service"], instance["node"], instance["id"]))
+    return instances, index
 
 
 # Ansible argument spec of the connection options (documented in doc_fragments/consul.py).

@@ -19,10 +19,7 @@ import socket
 import subprocess
 import tempfile
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
-    backend_at_line,
-    render_haproxy_config,
-)
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import render_haproxy_config
 
 CONFIG_NAME = "haproxy.cfg"
 
@@ -111,6 +108,29 @@ master_command = cli_command
 
 # HAProxy points at a line as '[<file>:<line>]' in its ALERT and WARNING messages.
 CONFIG_LINE_RE = re.compile(r"\[[^\]\s]*" + re.escape(CONFIG_NAME) + r":([0-9]+)\]")
+_SECTION_RE = re.compile(r"(global|defaults|frontend|backend|listen)\b\s*(\S*)")
+
+
+def _section_of(lines, line_number):
+    for index in range(min(line_number, len(lines)) - 1, -1, -1):
+        line = lines[index]
+        if not line.startswith((" ", "\t")):
+            match = _SECTION_RE.match(line)
+            if match:
+                return match.group(1), match.group(2)
+    return "", ""
+
+
+def section_at(config_text, line_number):
+    """``(kind, name)`` of the section that holds 1-based ``line_number`` of the config; ``("", "")`` if none."""
+    # Lines as HAProxy numbers them: split at newlines only.
+    return _section_of(config_text.split("\n"), line_number)
+
+
+def reported_sections(output, config_text):
+    """``(kind, name)`` of the section of each config line HAProxy's output points at, in its order."""
+    lines = config_text.split("\n")
+    return [_section_of(lines, int(number)) for number in CONFIG_LINE_RE.findall(output)]
 
 
 def without_backends(table, names):
@@ -125,12 +145,7 @@ def without_backends(table, names):
 
 def _blamed_backends(cfg, output, table):
     """The table's backends whose sections hold the lines HAProxy complained about."""
-    blamed = set()
-    for number in CONFIG_LINE_RE.findall(output):
-        name = backend_at_line(cfg, int(number))
-        if name in table["backends"]:
-            blamed.add(name)
-    return blamed
+    return {name for kind, name in reported_sections(output, cfg) if kind == "backend" and name in table["backends"]}
 
 
 def _first_failing_backend(table, settings, haproxy_cmd):

@@ -308,17 +308,6 @@ def spare_backend_names(settings: HaproxySettings) -> list[str]:
     return [f"{SPARE_BACKEND_PREFIX}{index:04d}" for index in range(settings.spare_backends)]
 
 
-def backend_at_line(cfg: str, line_number: int) -> str | None:
-    """The backend whose section holds line ``line_number`` (1-based) of a rendered config."""
-    lines = cfg.split("\n")
-    for index in range(min(line_number, len(lines)) - 1, -1, -1):
-        if lines[index].startswith("backend "):
-            return lines[index].split(" ", 1)[1]
-        if lines[index] and not lines[index].startswith(" "):
-            return None
-    return None
-
-
 def render_map(table: Mapping[str, Any]) -> str:
     """The host -> backend map file, one sorted ``host backend`` line per host."""
     return "".join(f"{host} {table['hosts'][host]}\n" for host in sorted(table["hosts"]))

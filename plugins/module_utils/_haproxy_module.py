@@ -17,13 +17,12 @@ import tarfile
 import time
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
-    CONFIG_LINE_RE,
     CONFIG_NAME,
     HaproxyError,
     findings,
+    reported_sections,
 )
 
-_SECTION_RE = re.compile(r"(global|defaults|frontend|backend|listen)\b\s*(\S*)")
 _SHOW_PROC_MASTER_RE = re.compile(r"^\s*\d+\s+master\s+(\d+)\s+\[failed:\s*(\d+)\]", re.MULTILINE)
 
 # Runs inside the container: unpack the files into a scratch directory, check, clean up.
@@ -42,26 +41,13 @@ class ReloadError(Exception):
     pass
 
 
-def section_at(config_text, line_number):
-    """(kind, name) of the section that holds 1-based ``line_number`` of the config."""
-    current = ("", "")
-    for number, line in enumerate(config_text.splitlines(), start=1):
-        if number > line_number:
-            break
-        match = _SECTION_RE.match(line)
-        if match and not line.startswith((" ", "\t")):
-            current = (match.group(1), match.group(2))
-    return current
-
-
 def blame(output, config_text, table):
     """Where each line HAProxy complains about comes from: a service's backend, or the proxy settings.
 
     Returns one description per distinct place, in the order HAProxy reported them.
     """
     places = []
-    for number in CONFIG_LINE_RE.findall(output):
-        kind, name = section_at(config_text, int(number))
+    for kind, name in reported_sections(output, config_text):
         backend = (table.get("backends") or {}).get(name) if kind == "backend" else None
         if backend is not None:
             place = f"service {backend['service']!r} (backend {name!r})"

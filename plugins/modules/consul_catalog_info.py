@@ -10,7 +10,7 @@ module: consul_catalog_info
 short_description: Read the Consul catalog and the routing table the proxy builds from it
 version_added: 0.1.0
 description:
-  - Reads every service instance from Consul's health API, with whether all its checks pass.
+  - Reads every service instance from Consul's catalog and health API, with whether all its checks pass.
   - Returns the services with their passing and failing instances, and the routing table the autoproxy proxy agent
     builds from them (hosts, backends, servers), the same rules applied by the same code, with the warnings for names
     and tags that were dropped.
@@ -102,7 +102,11 @@ routes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError, normalise_health_entry
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import (
+    ConsulError,
+    fetch_instances,
+    normalise_health_entry,
+)
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul_module import (
     consul_argument_spec,
     consul_client,
@@ -119,7 +123,7 @@ ARGUMENT_SPEC = consul_argument_spec(
 
 def read_instances(client, service):
     if not service:
-        return client.instances()
+        return fetch_instances(client)[0]
     entries = client.health_service(service)[0]
     return [normalise_health_entry(entry) for entry in entries or []]
 

@@ -199,7 +199,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError, fetch_instances
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul_module import (
     consul_argument_spec,
     consul_client,
@@ -261,7 +261,7 @@ class HaproxyConfig:
         if self.params["instances"] is not None:
             return [dict(instance, passing=instance.get("passing", True)) for instance in self.params["instances"]]
         try:
-            return consul_client(self.params).instances()
+            return fetch_instances(consul_client(self.params))[0]
         except ConsulError as exc:
             self.module.fail_json(msg=consul_failure(exc, "reading the Consul catalog"), **consul_status(exc))
 

@@ -18,6 +18,8 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply imp
     master_command,
     read_config_dir,
     render_validated,
+    reported_sections,
+    section_at,
     validate_files,
     write_files,
 )
@@ -38,6 +40,27 @@ def rendered(tmp_path, instances=()):
     settings = HaproxySettings(http_port=free_port(), stats_port=free_port(),
                                runtime_socket=str(tmp_path / "admin.sock"))
     return render_haproxy_config(build_routing_table(list(instances), ["test"]), settings)
+
+
+def test_section_at_finds_the_enclosing_section():
+    table = build_routing_table([{"service": "www", "id": "w1", "address": "10.0.0.1", "port": 80,
+                                  "tags": ["hello"], "passing": True}], ["test"])
+    text = render_haproxy_config(table)["haproxy.cfg"]
+    lines = text.split("\n")
+    server = next(i for i, line in enumerate(lines, 1) if "server " in line and "10.0.0.1" in line)
+    assert section_at(text, server) == ("backend", "hello_www_backend")
+    assert section_at(text, 4) == ("global", "")
+    assert section_at(text, 0) == ("", "")
+
+
+def test_reported_sections_follow_haproxys_line_references_in_order():
+    text = ("# top\nglobal\n    daemon\n\nfrontend http\n    bind :80\n"
+            "backend b1\n    balance x\n\tserver s 1.2.3.4:80\n")
+    output = ("[ALERT]    (1) : config : parsing [/tmp/x/haproxy.cfg:9] : bad server\n"
+              "[WARNING]  (1) : config : parsing [/tmp/x/haproxy.cfg:6] : odd bind\n"
+              "[ALERT]    (1) : config : parsing [/tmp/x/haproxy.cfg:1] : before any section\n"
+              "[ALERT]    (1) : config : parsing [/tmp/x/other.cfg:3] : another file\n")
+    assert reported_sections(output, text) == [("backend", "b1"), ("frontend", "http"), ("", "")]
 
 
 def test_a_rendered_config_validates(tmp_path, haproxy_bin):

@@ -29,7 +29,6 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_module im
     ReloadError,
     blame,
     master_state,
-    section_at,
     tar_files,
     verified_reload,
 )
@@ -40,14 +39,6 @@ TABLE = build_routing_table(
      {"service": "api", "id": "a1", "address": "10.0.0.2", "port": 81, "tags": [], "passing": True}],
     ["test"],
 )
-
-
-def test_section_at_finds_the_enclosing_section():
-    text = render_haproxy_config(TABLE)["haproxy.cfg"]
-    lines = text.splitlines()
-    server = next(i for i, line in enumerate(lines, 1) if "server " in line and "10.0.0.1" in line)
-    assert section_at(text, server) == ("backend", "hello_www_backend")
-    assert section_at(text, 4) == ("global", "")
 
 
 def test_blame_names_the_service_behind_a_line_real_haproxy_refuses(haproxy_bin):

@@ -1,0 +1,118 @@
+# Copyright (c) 2026 autoproxy.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import urllib.parse
+
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import (
+    ConsulClient,
+    fetch_instances,
+    normalise_health_entry,
+)
+
+NODES = [{"Node": "n2", "Address": "10.0.0.2"}, {"Node": "n1", "Address": "10.0.0.1"}]
+SERVICES = {
+    "n1": [
+        {"ID": "consul", "Service": "consul", "Tags": [], "Address": "", "Port": 8300, "Meta": {}, "ModifyIndex": 5},
+        {"ID": "web-1", "Service": "www", "Tags": ["hello"], "Address": "172.18.0.5", "Port": 80,
+         "Meta": {"autoproxy_container": "web_1"}, "ModifyIndex": 20},
+    ],
+    "n2": [
+        {"ID": "web-2", "Service": "www", "Tags": ["hello", "x"], "Address": "", "Port": 8080, "Meta": None,
+         "ModifyIndex": 21},
+        {"ID": "api-1", "Service": "api", "Tags": None, "Address": "172.18.0.9", "Port": 81, "ModifyIndex": 22},
+    ],
+}
+CHECKS = [
+    {"Node": "n1", "CheckID": "serfHealth", "ServiceID": "", "Status": "passing"},
+    {"Node": "n2", "CheckID": "serfHealth", "ServiceID": "", "Status": "passing"},
+    {"Node": "n1", "CheckID": "service:web-1", "ServiceID": "web-1", "Status": "passing"},
+    {"Node": "n2", "CheckID": "service:web-2", "ServiceID": "web-2", "Status": "critical"},
+    {"Node": "n2", "CheckID": "service:api-1", "ServiceID": "api-1", "Status": "passing"},
+]
+
+
+class FakeConsul(ConsulClient):
+    """Answers the catalog and health endpoints from the dicts above, counting requests."""
+
+    def __init__(self, nodes=NODES, services=SERVICES, checks=CHECKS, checks_index=30, checks_read=None):
+        super().__init__("http://consul.invalid:8500")
+        self.nodes, self.services, self.checks, self.checks_index = nodes, services, checks, checks_index
+        self.checks_read = checks if checks_read is None else checks_read  # what /v1/health/state/any answers
+        self.paths = []
+
+    def _node(self, name):
+        return next(node for node in self.nodes if node["Node"] == name)
+
+    def health_entries(self, name):
+        """What /v1/health/service/<name> answers: each instance with its node's and its own checks."""
+        return [{"Node": self._node(node), "Service": service,
+                 "Checks": [check for check in self.checks
+                            if check["Node"] == node and check["ServiceID"] in ("", service["ID"])]}
+                for node in sorted(self.services) for service in self.services[node] if service["Service"] == name]
+
+    def request(self, method, path, params=None, body=None, timeout=None):
+        assert method == "GET"
+        self.paths.append(path)
+        if path == "/v1/catalog/nodes":
+            return self.nodes, 42
+        if path == "/v1/health/state/any":
+            return self.checks_read, self.checks_index
+        if path.startswith("/v1/catalog/node-services/"):
+            name = urllib.parse.unquote(path.rsplit("/", 1)[1])
+            return {"Node": self._node(name), "Services": self.services.get(name, [])}, 40
+        if path.startswith("/v1/health/service/"):
+            return self.health_entries(urllib.parse.unquote(path.rsplit("/", 1)[1])), 41
+        raise AssertionError(f"unexpected request {path}")
+
+
+def per_service(consul):
+    """The instances as /v1/health/service/<name> per service gives them."""
+    names = {service["Service"] for services in consul.services.values() for service in services}
+    return sorted((normalise_health_entry(entry) for name in names for entry in consul.health_entries(name)),
+                  key=lambda instance: (instance["service"], instance["node"], instance["id"]))
+
+
+def test_fetch_instances_gives_what_health_service_per_service_gives():
+    consul = FakeConsul()
+    instances, index = fetch_instances(consul)
+    assert instances == per_service(consul)
+    assert index == 42, "the index is the catalog's"
+    assert len(consul.paths) == 2 + len(NODES)
+
+
+def test_fetch_instances_normalises_each_instance():
+    instances, _unused = fetch_instances(FakeConsul())
+    assert [(i["service"], i["node"], i["id"]) for i in instances] == [
+        ("api", "n2", "api-1"), ("consul", "n1", "consul"), ("www", "n1", "web-1"), ("www", "n2", "web-2")]
+    web_2 = instances[-1]
+    assert web_2 == {"service": "www", "id": "web-2", "node": "n2", "address": "10.0.0.2", "port": 8080,
+                     "tags": ["hello", "x"], "meta": {}, "passing": False}
+    assert instances[2]["passing"] is True and instances[2]["meta"] == {"autoproxy_container": "web_1"}
+
+
+def test_a_service_registered_after_the_checks_were_read_is_read_again_whole():
+    # web-3 and its critical check were registered at index 31, after /v1/health/state/any answered (index 30).
+    web_3 = {"ID": "web-3", "Service": "www", "Tags": ["hello"], "Address": "172.18.0.7", "Port": 80,
+             "ModifyIndex": 31}
+    web_3_check = {"Node": "n1", "CheckID": "service:web-3", "ServiceID": "web-3", "Status": "critical"}
+    consul = FakeConsul(services=dict(SERVICES, n1=[*SERVICES["n1"], web_3]), checks=[*CHECKS, web_3_check],
+                        checks_read=CHECKS)
+    instances, _unused = fetch_instances(consul)
+    assert instances == per_service(consul)
+    assert next(instance for instance in instances if instance["id"] == "web-3")["passing"] is False
+    assert consul.paths.count("/v1/health/service/www") == 1
+    assert len(consul.paths) == 2 + len(NODES) + 1
+
+
+def test_without_the_race_no_service_is_read_again():
+    consul = FakeConsul(checks_index=22)  # every service was modified at or before the checks read
+    fetch_instances(consul)
+    assert not [path for path in consul.paths if path.startswith("/v1/health/service/")]
+
+
+def test_an_empty_catalog_is_no_instances():
+    consul = FakeConsul(nodes=[], services={}, checks=[])
+    assert fetch_instances(consul) == ([], 42)
