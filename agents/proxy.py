@@ -24,9 +24,8 @@ import threading
 import time
 
 from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default, split_list
-from ansible_collections.autoproxy.stack.agents._proxy_catalog import fetch_instances
 from ansible_collections.autoproxy.stack.agents._proxy_guard import DropGuard
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError, fetch_instances
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
     CONFIG_NAME,
     HaproxyError,
@@ -125,6 +124,7 @@ class ProxyAgent:
         self.reloads = 0
         self.runtime_updates = 0
         self.last_change = time.monotonic()
+        self.health_snapshot = None  # the health watch's last (checks, index), read by apply()
 
     # ---- HAProxy process
     def start_haproxy(self):
@@ -198,7 +198,7 @@ class ProxyAgent:
 
     # ---- applying
     def apply(self):
-        instances, _unused = fetch_instances(self.consul)
+        instances, _unused = fetch_instances(self.consul, checks=self.health_snapshot)
         wanted = self.build(instances)
         table, held, recheck = self.guard.filter(self.applied, wanted, time.monotonic(), self.last_fault)
         self.recheck_at = time.monotonic() + recheck if recheck is not None else None
@@ -211,19 +211,19 @@ class ProxyAgent:
         if plan.reload_reason:
             self.reload(table, plan.reload_reason)
             return True
+        files = None
         if set(table["backends"]) - set(self.applied["backends"]):
             # New backends are new config sections: validate before anything routes to them.
             files, kept = self.validated(table)
             if kept is not table:
                 table, plan = kept, plan_changes(self.state, kept)
-        else:
-            files = render_haproxy_config(table, self.settings)
         try:
             self.runtime.apply(plan.steps)
         except RuntimeApiError as exc:
             self.reload(table, f"the Runtime API refused a change: {exc}")
             return True
-        write_files(self.args.config_dir, files)
+        # Servers only: HAProxy already runs the change; the file follows for the next reload.
+        write_files(self.args.config_dir, files or render_haproxy_config(table, self.settings))
         self.applied, self.state = table, plan.state
         self.runtime_updates += 1
         self.last_change = time.monotonic()
@@ -232,19 +232,25 @@ class ProxyAgent:
         return True
 
     # ---- Consul watches
-    def watch(self, name, query):
+    def watch(self, name, query, keep=None):
+        """Set ``changed`` whenever a blocking query's index moves; ``keep`` gets each answer."""
         index = None
         backoff = Backoff(first=0.2, cap=2.0)
         while not self.stopping.is_set():
             try:
-                _unused, new_index = query(index=index, wait=self.args.wait)
+                answer = query(index=index, wait=self.args.wait)
             except ConsulError as exc:
                 log.warning("watch %s: %s; retrying in %.1fs", name, exc, backoff.peek())
                 self.last_fault = time.monotonic()
                 index = None
+                if keep:
+                    keep(None)
                 backoff.sleep(self.stopping)
                 continue
             backoff.reset()
+            new_index = answer[1]
+            if keep:
+                keep(answer)
             if new_index != index:
                 self.changed.set()
             if index is not None and new_index is not None and new_index < index:
@@ -253,6 +259,9 @@ class ProxyAgent:
                 self.last_fault = time.monotonic()
                 new_index = None
             index = new_index
+
+    def keep_health(self, answer):
+        self.health_snapshot = answer
 
     def tick(self):
         """Work that is due without a Consul change: idle servers to delete, held drops to re-read."""
@@ -281,8 +290,10 @@ class ProxyAgent:
 
     def run(self):
         self.start_haproxy()
-        for name, query in (("catalog", self.consul.catalog_services), ("health", self.consul.health_state)):
-            threading.Thread(target=self.watch, args=(name, query), name="watch-" + name, daemon=True).start()
+        watches = (("catalog", self.consul.catalog_services, None),
+                   ("health", self.consul.health_state, self.keep_health))
+        for name, query, keep in watches:
+            threading.Thread(target=self.watch, args=(name, query, keep), name="watch-" + name, daemon=True).start()
         backoff = Backoff(first=0.2, cap=2.0)
         while not self.stopping.is_set():
             if self.haproxy.poll() is not None:

@@ -141,7 +141,7 @@ def _checks_by_instance(checks):
     return found
 
 
-def fetch_instances(client):
+def fetch_instances(client, checks=None):
     """Every instance of every service, normalised for the routing rules, and the catalog index.
 
     Returns ``(instances, index)``: the instances sorted by service, node and id, and the
@@ -154,9 +154,12 @@ def fetch_instances(client):
     write, so such a service is one modified after the checks were read; each of those
     services is read again whole from ``/v1/health/service/<name>`` (one request each, only
     when that happens).
+
+    ``checks``: a ``(value, index)`` answer of ``/v1/health/state/any`` the caller already holds
+    (a watch of it), which saves reading every check again; the same re-read covers its age.
     """
     nodes, index = client.request("GET", "/v1/catalog/nodes")
-    checks, checks_index = client.request("GET", "/v1/health/state/any")
+    checks, checks_index = checks if checks is not None else client.request("GET", "/v1/health/state/any")
     by_instance = _checks_by_instance(checks)
     instances, reread = [], set()
     for node in nodes or []:

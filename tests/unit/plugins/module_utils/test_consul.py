@@ -116,3 +116,18 @@ def test_without_the_race_no_service_is_read_again():
 def test_an_empty_catalog_is_no_instances():
     consul = FakeConsul(nodes=[], services={}, checks=[])
     assert fetch_instances(consul) == ([], 42)
+
+
+def test_checks_the_caller_holds_are_not_read_again():
+    consul = FakeConsul()
+    instances, _unused = fetch_instances(consul, checks=(CHECKS, 30))
+    assert "/v1/health/state/any" not in consul.paths
+    assert instances == per_service(consul)
+
+
+def test_checks_the_caller_holds_that_are_older_than_a_service_cause_a_re_read():
+    consul = FakeConsul()
+    instances, _unused = fetch_instances(consul, checks=(CHECKS, 20))  # api-1 and web-2 changed since
+    assert instances == per_service(consul)
+    assert sorted(path for path in consul.paths if path.startswith("/v1/health/service/")) == [
+        "/v1/health/service/api", "/v1/health/service/www"]
