@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Union
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import (
     MAX_PORT,
@@ -80,16 +80,25 @@ class HaproxySettings:
     retries: int = 3
 
 
-def _int(value: Any, low: int, high: int, what: str) -> int:
+# "What" a checked value is: text, or a function giving it, for checks made per server, where
+# describing every value in advance would cost more than checking it.
+_What = Union[str, Callable[[], str]]
+
+
+def _text(what: _What) -> str:
+    return what() if callable(what) else what
+
+
+def _int(value: Any, low: int, high: int, what: _What) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{what} must be an integer {low}-{high}, got {show(value)}")
+        raise ValueError(f"{_text(what)} must be an integer {low}-{high}, got {show(value)}")
     return value
 
 
-def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+def _mapping(value: Any, what: _What) -> Mapping[str, Any]:
     if isinstance(value, Mapping):
         return value
-    raise ValueError(f"{what} must be a mapping")
+    raise ValueError(f"{_text(what)} must be a mapping")
 
 
 def _flag(value: Any, what: str) -> bool:
@@ -102,9 +111,9 @@ def _is_list(value: Any) -> bool:
     return isinstance(value, list)
 
 
-def _match(pattern: re.Pattern[str], value: Any, what: str) -> str:
+def _match(pattern: re.Pattern[str], value: Any, what: _What) -> str:
     if not isinstance(value, str) or pattern.match(value) is None:
-        raise ValueError(f"invalid {what} {show(value)}")
+        raise ValueError(f"invalid {_text(what)} {show(value)}")
     return value
 
 
@@ -136,13 +145,13 @@ def _check_settings(settings: HaproxySettings) -> None:
 
 
 def _check_server(backend: str, server: Any) -> None:
-    _mapping(server, f"server entry of backend {show(backend)}")
-    _match(SERVER_NAME_RE, server.get("name"), f"server name in backend {show(backend)}")
+    _mapping(server, lambda: f"server entry of backend {show(backend)}")
+    _match(SERVER_NAME_RE, server.get("name"), lambda: f"server name in backend {show(backend)}")
     if not valid_address(server.get("address")):
         raise ValueError(f"backend {show(backend)}: invalid server address {show(server.get('address'))}")
-    _int(server.get("port"), 1, MAX_PORT, f"port of server {show(server.get('name'))}")
+    _int(server.get("port"), 1, MAX_PORT, lambda: f"port of server {show(server.get('name'))}")
     if "weight" in server:
-        _int(server["weight"], WEIGHT_RANGE[0], WEIGHT_RANGE[1], f"weight of server {show(server.get('name'))}")
+        _int(server["weight"], WEIGHT_RANGE[0], WEIGHT_RANGE[1], lambda: f"weight of server {show(server.get('name'))}")
 
 
 def _check_options(backend: str, options: Any) -> None:
