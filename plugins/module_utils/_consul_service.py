@@ -16,7 +16,8 @@ A check registered by someone else has no readable definition and counts as diff
 from __future__ import annotations
 
 import json
-import re
+
+from ansible_collections.autoproxy.stack.plugins.module_utils._durations import parse_duration_ns
 
 CHECK_TYPES = ("http", "tcp", "ttl")
 CHECK_DURATIONS = ("interval", "timeout", "deregister_critical_service_after")
@@ -38,27 +39,14 @@ _CHECK_API = {
     "deregister_critical_service_after": "DeregisterCriticalServiceAfter",
     "status": "Status",
 }
-_DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Consul refuses an interval or TTL that is not above zero. A zero timeout or deregister delay
+# is accepted (Consul's default timeout, never deregister); a negative one is refused here as
+# a mistake, although Consul would read it like zero.
+_POSITIVE_DURATIONS = ("interval", "ttl")
 
 
 class RegistrationError(ValueError):
     """The options cannot make a valid registration; the message names the option."""
-
-
-def parse_duration(value):
-    """Seconds in a Go duration string (``10s``, ``1m30s``, ``500ms``), or None if it is not one."""
-    if not isinstance(value, str) or value == "":
-        return None
-    if value == "0":
-        return 0.0
-    position, total = 0, 0.0
-    for match in _DURATION_PART_RE.finditer(value):
-        if match.start() != position:
-            return None
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        position = match.end()
-    return total if position == len(value) else None
 
 
 def _given(mapping, keys):
@@ -87,8 +75,14 @@ def _desired_check(raw, service_id, index, count):
     check = _given(raw, ("id", "name", "status") + CHECK_DEFINITION_KEYS)
     check.setdefault("id", check_id(service_id, index, count))
     for key in CHECK_DURATIONS + (("ttl",) if kinds[0] == "ttl" else ()):
-        if key in check and parse_duration(check[key]) is None:
+        if key not in check:
+            continue
+        nanoseconds = parse_duration_ns(check[key])
+        if nanoseconds is None:
             raise RegistrationError(f"{where}.{key}: {check[key]!r} is not a duration such as 10s, 500ms or 1m30s")
+        if nanoseconds < 0 or (nanoseconds == 0 and key in _POSITIVE_DURATIONS):
+            above = "above zero" if key in _POSITIVE_DURATIONS else "zero or more"
+            raise RegistrationError(f"{where}.{key}: {check[key]!r} must be {above}")
     if kinds[0] != "ttl" and "interval" not in check:
         raise RegistrationError(f"{where}: an {kinds[0]} check needs an interval")
     if kinds[0] == "ttl" and ("interval" in check or "timeout" in check):
@@ -181,7 +175,10 @@ def _check_kind(check):
 
 def _same_value(key, held, wanted):
     if key in CHECK_DURATIONS or key == "ttl":
-        return parse_duration(held) == parse_duration(wanted)
+        # By value ("1m0s" as Consul writes it equals "60s"); a value that is no duration by text.
+        held_ns, wanted_ns = parse_duration_ns(held), parse_duration_ns(wanted)
+        if held_ns is not None and wanted_ns is not None:
+            return held_ns == wanted_ns
     return held == wanted
 
 

@@ -31,15 +31,19 @@ Where this deliberately differs from registrator:
 * ``SERVICE_CHECK_CMD`` needs the ``check-cmd`` helper of the old progrium/consul image, which no
   current Consul has: it is ignored with a warning;
 * ``SERVICE_CHECK_TLS_SKIP_VERIFY`` also applies to https checks (registrator only used it for gRPC);
-* IPv6 addresses are bracketed in check URLs and TCP/gRPC targets;
+* IPv6 addresses are bracketed in check URLs and TCP/gRPC targets, and an address with a zone
+  index (``fe80::1%eth0``) is refused: neither a check URL nor the proxy can use it;
 * an image reference with a digest (``x/y@sha256:..``) gives the default name ``y``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
+
+from ansible_collections.autoproxy.stack.plugins.module_utils._durations import parse_duration_ns
+from ansible_collections.autoproxy.stack.plugins.module_utils._routing import is_ip_literal
+from ansible_collections.autoproxy.stack.plugins.module_utils._tags import split_tag_string
 
 __all__ = ["NETWORK_LABEL", "AgentOptions", "container_name", "container_services", "service_keys"]
 
@@ -48,9 +52,9 @@ NETWORK_LABEL = "autoproxy.network"
 
 _PREFIX = "SERVICE_"
 
-# Go's time.ParseDuration syntax, which is what Consul accepts; the sign is excluded on purpose.
-_DURATION_RE = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h))+")
-_DURATION_HINT = "not a duration like 10s, 500ms, 1m"
+# A duration value is copied into the registration, so it is bounded like the other keys.
+_DURATION_MAX_CHARS = 64
+_DURATION_HINT = "not a duration above zero like 10s, 500ms, 1m"
 
 _META_KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _META_MAX_KEYS = 64
@@ -117,8 +121,10 @@ def _validate_options(options):
     if not isinstance(options.hostname, str) or not options.hostname or _ID_BAD_RE.search(options.hostname) \
             or ":" in options.hostname:
         raise ValueError("hostname must be a non-empty string without ':', '/', spaces or control characters")
-    if options.host_ip is not None and not (_is_ip(options.host_ip) or _HOSTNAME_RE.fullmatch(options.host_ip)):
-        raise ValueError(f"host_ip must be an IP address or a host name, not {options.host_ip!r}")
+    host_ip = options.host_ip
+    if host_ip is not None and not (
+            is_ip_literal(host_ip) or isinstance(host_ip, str) and _HOSTNAME_RE.fullmatch(host_ip)):
+        raise ValueError(f"host_ip must be an IP address or a host name, not {host_ip!r}")
     for field in ("network", "ip_from_label"):
         value = getattr(options, field)
         if value is not None and (not isinstance(value, str) or not value):
@@ -128,8 +134,9 @@ def _validate_options(options):
             raise ValueError(f"tags must be non-empty strings without control characters, not {tag!r}")
     if not isinstance(options.owner, str) or len(options.owner) > _META_MAX_VALUE:
         raise ValueError(f"owner must be a string of at most {_META_MAX_VALUE} characters")
-    if not _is_duration(options.default_check_interval, positive=True):
-        raise ValueError(f"default_check_interval must be a duration like 10s, not {options.default_check_interval!r}")
+    if not _is_positive_duration(options.default_check_interval):
+        raise ValueError("default_check_interval must be a duration above zero like 10s, "
+                         f"not {options.default_check_interval!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,19 +163,13 @@ def _port_number(text):
     return number if 0 < number < 65536 else None
 
 
-def _is_ip(value):
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
+def _is_positive_duration(value):
+    """A Go duration above zero. Consul refuses a zero interval or TTL; a zero or negative timeout
+    or deregister delay would only mean "not set", so every check duration must be above zero."""
+    if not isinstance(value, str) or len(value) > _DURATION_MAX_CHARS:
         return False
-    return True
-
-
-def _is_duration(value, positive=False):
-    if not isinstance(value, str) or len(value) > 64 or not _DURATION_RE.fullmatch(value):
-        return False
-    # Consul refuses a zero interval or TTL, so those callers ask for a non-zero duration.
-    return not positive or any(ch in "123456789" for ch in value)
+    nanoseconds = parse_duration_ns(value)
+    return nanoseconds is not None and nanoseconds > 0
 
 
 def _clip(text, limit=80):
@@ -309,7 +310,7 @@ def _network_ip(network):
     network = _dict(network)
     for key in ("IPAddress", "GlobalIPv6Address"):
         value = _str(network.get(key))
-        if value and _is_ip(value):
+        if value and is_ip_literal(value):
             return value
     return ""
 
@@ -345,7 +346,7 @@ def _container_ip(inspect, options, warn_text=lambda _text: None):
         if ip:
             return ip
     legacy = _str(settings.get("IPAddress"))
-    return legacy if _is_ip(legacy) else ""
+    return legacy if is_ip_literal(legacy) else ""
 
 
 def _label_ip(inspect, options, warn_text):
@@ -357,7 +358,7 @@ def _label_ip(inspect, options, warn_text):
     if not value:
         return ""
     address = value.split("/", 1)[0]
-    if not _is_ip(address):
+    if not is_ip_literal(address):
         warn_text(f"label {options.ip_from_label}={_show(value)} ignored: not an IP address")
         return ""
     return address
@@ -372,7 +373,7 @@ def _service_address(inspect, options, host_ip_hint, warn_text):
     if mode == "host" or options.mode == "host":
         if options.host_ip:
             return options.host_ip
-        if host_ip_hint and host_ip_hint not in _WILDCARD_HOST_IPS and _is_ip(host_ip_hint):
+        if host_ip_hint and host_ip_hint not in _WILDCARD_HOST_IPS and is_ip_literal(host_ip_hint):
             return host_ip_hint
         warn_text("no address to register: set the agent's host IP (registrator's -ip)")
         return None
@@ -438,31 +439,11 @@ def _service_id(inspect, keys, port, proto, options, warn):
     return value
 
 
-def _split_tags(text):
-    """Split a comma list where '\\,' is a literal comma."""
-    tags = []
-    current = []
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char == "\\" and text[index + 1:index + 2] == ",":
-            current.append(",")
-            index += 2
-            continue
-        if char == ",":
-            tags.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-        index += 1
-    tags.append("".join(current))
-    return tags
-
-
 def _service_tags(keys, proto, options, warn):
     raw, value = keys.get("tags", ("SERVICE_TAGS", ""))
     tags = []
-    for tag in _split_tags(value):
+    # split_tag_string is registrator's SERVICE_TAGS rule: split on ',', '\,' is a literal comma.
+    for tag in split_tag_string(value):
         tag = tag.strip()
         if not tag:
             continue
@@ -547,7 +528,7 @@ def _script_check(keys, address, port, options, warn):
 
 def _ttl_check(keys, warn):
     raw, value = keys["check_ttl"]
-    if not _is_duration(value.strip(), positive=True):
+    if not _is_positive_duration(value.strip()):
         warn(raw, value, "ignored: " + _DURATION_HINT)
         return None
     return {"TTL": value.strip()}
@@ -598,7 +579,7 @@ def _duration_setting(keys, key, warn, fallback_note):
     raw, value = keys.get(key, ("", ""))
     if value == "":
         return None
-    if not _is_duration(value.strip(), positive=True):
+    if not _is_positive_duration(value.strip()):
         warn(raw, value, f"ignored: {_DURATION_HINT}{fallback_note}")
         return None
     return value.strip()

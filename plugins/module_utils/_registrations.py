@@ -25,6 +25,7 @@ import re
 import signal as _signal
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._containers import CONTAINER_META, OWNER_META
+from ansible_collections.autoproxy.stack.plugins.module_utils._durations import parse_duration
 
 DIGEST_META = "autoproxy_digest"
 HEALTH_CHECK_PREFIX = "autoproxy-docker-health:"
@@ -202,15 +203,6 @@ def registrator_cleanup_ids(agent_services, hostname, live_container_names, owne
 # fast first probe
 
 
-def _duration_seconds(text, default):
-    total = 0.0
-    units = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-    found = re.findall(r"(\d+(?:\.\d+)?)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)", text or "")
-    for number, unit in found:
-        total += float(number) * units[unit]
-    return total if found else default
-
-
 def probe_target(registration, cap=1.0):
     """What to probe before the service is routed, or None when its check cannot be probed here.
 
@@ -221,7 +213,9 @@ def probe_target(registration, cap=1.0):
     check = registration.get("Check") or next(iter(registration.get("Checks") or []), None)
     if not check or check.get("Status"):
         return None
-    timeout = min(cap, _duration_seconds(check.get("Timeout"), cap))
+    # No timeout, or none above zero, means Consul's default (10s): probe with the cap then.
+    seconds = parse_duration(check.get("Timeout"))
+    timeout = min(cap, seconds) if seconds is not None and seconds > 0 else cap
     if check.get("HTTP"):
         return {"kind": "http", "url": check["HTTP"], "method": check.get("Method") or "GET",
                 "tls_skip_verify": bool(check.get("TLSSkipVerify")), "timeout": timeout}

@@ -14,7 +14,6 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._consul_service im
     desired_registration,
     differences,
     merged_registration,
-    parse_duration,
     registration_body,
     view,
 )
@@ -45,19 +44,6 @@ def check(**given):
     return base
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("10s", 10.0), ("1m30s", 90.0), ("500ms", 0.5), ("1h", 3600.0), ("0", 0.0), ("1.5s", 1.5), ("90m", 5400.0)],
-)
-def test_parse_duration_reads_go_durations(text, seconds):
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "10", "s", "10 s", "10sec", "-1s", "1s2", None, 10])
-def test_parse_duration_rejects_what_consul_would(text):
-    assert parse_duration(text) is None
-
-
 def test_desired_holds_only_the_given_keys_and_defaults_the_id():
     assert desired_registration(params(name="web", port=80)) == {"name": "web", "id": "web", "port": 80}
 
@@ -84,6 +70,9 @@ def test_desired_check_ids_follow_consuls_own_defaults():
         (check(tcp="x:1", interval="often"), r"checks\[0\].interval: 'often' is not a duration"),
         (check(ttl="30s", interval="10s"), "ttl check takes no interval"),
         (check(ttl="half an hour"), r"checks\[0\].ttl"),
+        (check(ttl="0s"), r"checks\[0\].ttl: '0s' must be above zero"),
+        (check(http="http://x/", interval="0"), r"checks\[0\].interval: '0' must be above zero"),
+        (check(tcp="x:1", interval="1s", timeout="-2s"), r"checks\[0\].timeout: '-2s' must be zero or more"),
     ],
 )
 def test_desired_rejects_checks_consul_cannot_run(raw, message):
@@ -135,6 +124,10 @@ def test_durations_compare_by_value():
     assert differences(current, wanted) == []
     wanted["checks"][0]["timeout"] = "3s"
     assert differences(current, wanted) == ["checks[c1].timeout"]
+    wanted["checks"][0]["timeout"] = "2000\u03bcs"
+    assert differences(current, wanted) == ["checks[c1].timeout"]
+    wanted["checks"][0]["timeout"] = "2000ms"
+    assert differences(current, wanted) == []
 
 
 def test_check_differences_name_new_removed_unreadable_and_retyped_checks():

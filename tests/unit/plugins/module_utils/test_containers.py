@@ -12,6 +12,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._containers import
     container_services,
     service_keys,
 )
+from ansible_collections.autoproxy.stack.plugins.module_utils._tags import split_tag_string
 
 HOST = "docker1"
 IP = "172.18.0.5"
@@ -346,6 +347,13 @@ ADDRESS_CASES = [
         id="ip-from-label-bad-value-warns",
     ),
     pytest.param(
+        inspect(labels={"ip": "fe80::1%eth0"}),
+        opts(ip_from_label="ip"),
+        [(IP, 80)],
+        ["container 'web_1': label ip='fe80::1%eth0' ignored: not an IP address"],
+        id="ip-from-label-with-zone-index-warns",
+    ),
+    pytest.param(
         inspect(network_mode="container:" + "b" * 64, networks={}),
         opts(),
         [],
@@ -487,7 +495,7 @@ BAD_VALUE_CASES = [
     pytest.param(
         ["SERVICE_CHECK_HTTP=/", "SERVICE_CHECK_INTERVAL=5 seconds"],
         {"HTTP": "http://172.18.0.5:80/", "Interval": "10s"},
-        [W + "SERVICE_CHECK_INTERVAL='5 seconds' ignored: not a duration like 10s, 500ms, 1m; using 10s"],
+        [W + "SERVICE_CHECK_INTERVAL='5 seconds' ignored: not a duration above zero like 10s, 500ms, 1m; using 10s"],
         id="bad-interval-uses-default",
     ),
     pytest.param(
@@ -499,9 +507,9 @@ BAD_VALUE_CASES = [
         ],
         {"TCP": "172.18.0.5:80", "Interval": "10s"},
         [
-            W + "SERVICE_CHECK_TIMEOUT='-1s' ignored: not a duration like 10s, 500ms, 1m",
+            W + "SERVICE_CHECK_TIMEOUT='-1s' ignored: not a duration above zero like 10s, 500ms, 1m",
             W + "SERVICE_CHECK_INITIAL_STATUS='ok' ignored: not one of passing, warning, critical",
-            W + "SERVICE_CHECK_DEREGISTER_AFTER='soon' ignored: not a duration like 10s, 500ms, 1m",
+            W + "SERVICE_CHECK_DEREGISTER_AFTER='soon' ignored: not a duration above zero like 10s, 500ms, 1m",
         ],
         id="bad-optional-settings-dropped",
     ),
@@ -520,7 +528,7 @@ BAD_VALUE_CASES = [
     pytest.param(
         ["SERVICE_CHECK_TTL=0s"],
         None,
-        [W + "SERVICE_CHECK_TTL='0s' ignored: not a duration like 10s, 500ms, 1m"],
+        [W + "SERVICE_CHECK_TTL='0s' ignored: not a duration above zero like 10s, 500ms, 1m"],
         id="zero-ttl",
     ),
     pytest.param(
@@ -566,6 +574,14 @@ def test_bad_values_warn_and_service_still_registers(env, expected_check, expect
     assert warnings == expected_warnings
     assert len(registrations) == 1
     assert registrations[0].get("Check") == expected_check
+
+
+@pytest.mark.parametrize("value", [r"a\,b, c ,,c,d", r"x\\,y", "\\", r"a\,", ",,", " , ", r"a\b,\,"])
+def test_tags_split_like_the_service_tags_filter(value):
+    # One registrator rule for SERVICE_TAGS, here and in the filters: ',' splits, '\,' is a comma.
+    registrations, _unused = run(inspect(env=["SERVICE_TAGS=" + value]))
+    expected = list(dict.fromkeys(tag.strip() for tag in split_tag_string(value) if tag.strip()))
+    assert registrations[0]["Tags"] == expected
 
 
 def test_tag_with_control_character_dropped():
@@ -712,11 +728,14 @@ def test_odd_inspect_data_never_raises(garbage):
         {"hostname": ""},
         {"hostname": "host:1"},
         {"host_ip": "not an ip"},
+        {"host_ip": "fe80::1%eth0"},
+        {"host_ip": 3232235777},
         {"network": ""},
         {"tags": ("ok", "bad\n")},
         {"tags": None},
         {"default_check_interval": "10"},
         {"default_check_interval": "0s"},
+        {"default_check_interval": "-10s"},
         {"owner": "x" * 513},
     ],
 )
