@@ -4,14 +4,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
 
+import hypothesis
 import pytest
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import (
     SERVER_NAME_RE,
     build_routing_table,
+    is_ip_literal,
     route_lines,
     server_name,
     valid_address,
@@ -331,3 +334,14 @@ def test_consuls_own_rpc_service_is_never_routed():
         ["test"],
     )
     assert table == {"backends": {}, "hosts": {}, "warnings": []}
+
+
+@hypothesis.settings(max_examples=2000, deadline=None)
+@hypothesis.given(hypothesis.strategies.text(alphabet="0123456789.:%a \n", max_size=20)
+                  | hypothesis.strategies.ip_addresses().map(str))
+def test_is_ip_literal_agrees_with_ipaddress(text):
+    try:
+        expected = "%" not in text and bool(ipaddress.ip_address(text))
+    except ValueError:
+        expected = False
+    assert is_ip_literal(text) is expected
