@@ -15,6 +15,7 @@ catalog that lost most of its services is held back until confirmed (see _proxy_
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -47,6 +48,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_runtime i
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import build_routing_table
 
 log = logging.getLogger("autoproxy.proxy")
+SPARE_GROWTH_LIMIT = 32
 
 
 def parse_args(argv):
@@ -69,7 +71,8 @@ def parse_args(argv):
     add("--check-fall", type=int, default=2)
     add("--check-rise", type=int, default=1)
     add("--spare-backends", type=int, default=20,
-        help="backends declared in advance so new services need no reload")
+        help="backends declared in advance so new services need no reload; doubled (up to 32 times) "
+             "by the reload that follows when new services use them all")
     add("--rename-after", type=float, default=2.0,
         help="seconds of quiet after which one reload gives backends that run on spare slots their own names "
              "(stats page, logs); 0 never reloads for that")
@@ -175,6 +178,17 @@ class ProxyAgent:
         self.reloads += 1
         log.info("reloaded HAProxy (%s): %d backends", why, len(table["backends"]))
 
+    def grow_spares(self):
+        """Double the spare backends each time new services use them all (up to 32 times the
+        configured number): a burst of new services costs a few reloads, not one per pool."""
+        configured = self.args.spare_backends
+        grown = min(self.settings.spare_backends * 2, configured * SPARE_GROWTH_LIMIT)
+        if grown > self.settings.spare_backends:
+            log.info("new services used all %d spare backends; the next config declares %d",
+                     self.settings.spare_backends, grown)
+            self.settings = dataclasses.replace(self.settings, spare_backends=grown)
+            self.runtime.settings = self.settings
+
     def installed(self, table):
         self.applied = table
         self.state = RunningState.from_table(table, self.settings)
@@ -209,6 +223,8 @@ class ProxyAgent:
             return False
         plan = plan_changes(self.state, table)
         if plan.reload_reason:
+            if plan.out_of_spares:
+                self.grow_spares()
             self.reload(table, plan.reload_reason)
             return True
         files = None

@@ -76,6 +76,8 @@ class Plan:
     steps: list[tuple[Any, ...]]
     state: RunningState
     reload_reason: str | None = None
+    # The reload is due because new backends outnumber the spare ones declared.
+    out_of_spares: bool = False
 
 
 def _structure(options: Mapping[str, Any]) -> tuple[str, bool]:
@@ -124,7 +126,7 @@ def plan_changes(state: RunningState, table: Mapping[str, Any]) -> Plan:
             if _structure(options) != _structure({}):
                 return Plan([], state, f"new backend {name} has balance/sticky_session options")
             if not new_state.spares:
-                return Plan([], state, f"new backend {name}: no spare backend left")
+                return Plan([], state, f"new backend {name}: no spare backend left", out_of_spares=True)
             running = new_state.backends[name] = _running_backend(new_state.spares.pop(0), {"servers": []})
         elif _structure(running["options"]) != _structure(options):
             return Plan([], state, f"backend {name} changes balance or sticky_session")
