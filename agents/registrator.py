@@ -17,6 +17,7 @@ mark are ever removed, and an unchanged service is never re-registered (the dige
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import logging
 import os
 import signal
@@ -167,6 +168,7 @@ class RegistratorAgent:
         self.stopping = threading.Event()
         self.sync_wanted = threading.Event()
         self.executor = KeyedSerialExecutor(self._task_failed)
+        self.readers = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="consul-read")
         self.lock = threading.Lock()
         self.expected = set()          # service IDs this agent believes Consul holds
         self.draining = {}             # container name -> monotonic deadline
@@ -239,10 +241,12 @@ class RegistratorAgent:
         """
         if started:
             self.draining.pop(name, None)
+        # Docker and Consul are read at once: under load each read takes tens of milliseconds.
+        reading = self.readers.submit(self.owned_for, name) if snapshot is None else None
         inspect = self.inspect(name)
         state = (inspect or {}).get("State")
         running = bool(state and state.get("Running") and not state.get("Paused"))
-        have = self.owned_for(name) if snapshot is None else snapshot
+        have = reading.result() if reading is not None else snapshot
         if running:
             desired = [] if self.is_draining(name) else self.desired(inspect)
         elif have and not deregister_on_exit(self.args.deregister, state):
@@ -420,14 +424,16 @@ class RegistratorAgent:
             self.executor.submit(name, self.reconcile, name, action == "start")
 
     def dispatch_network(self, container_id):
+        """A network (dis)connect can change a running container's address: reconcile it.
+
+        Only containers this agent has seen are reconciled. Every container is connected to its
+        networks before its start event, which registers it; inspecting unknown ones here would
+        hold up the event stream by one Docker round trip per new container.
+        """
         self.desired_cache.pop(container_id, None)
         name = self.names_by_id.get(container_id)
-        if name is None:
-            inspect = self.inspect(container_id)
-            if inspect is None or not self.selected(inspect):
-                return
-            name = container_name(inspect)
-        self.executor.submit(name, self.reconcile, name)
+        if name is not None:
+            self.executor.submit(name, self.reconcile, name)
 
     def pump_events(self, stream):
         backoff = Backoff(cap=2.0)
