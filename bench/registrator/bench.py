@@ -7,7 +7,7 @@
     .venv/bin/python bench/registrator/bench.py [--image autoproxy/agent:test] [--containers 100] [--rate 12]
 
 1. Starts --containers app containers at --rate per second; Docker ``start`` event time -> the service's
-   first appearance in the Consul agent (polled every 5 ms): p50/p95/p99.
+   first appearance in the Consul agent (polled every --poll seconds, 5 ms): p50/p95/p99.
 2. Starts --routed containers with an HTTP check (5 s interval), half managed by an agent that probes
    (the default) and half by one with --probe-interval 0 (plain Consul check scheduling), each under
    its own host name: time from the app's first 2xx (polled from this host) to the first 2xx routed
@@ -31,6 +31,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+
+import docker as docker_sdk
 
 RUN = uuid.uuid4().hex[:6]
 LABEL = f"autoproxy.bench={RUN}"
@@ -131,14 +133,24 @@ class Bench:
     def registration_latency(self):
         seen = {}
         events = {}
+        inspected = {}
         stop = threading.Event()
         proc = subprocess.Popen(["docker", "events", "--format", "{{json .}}", "--filter", "event=start",
                                  "--filter", f"label=apbench.agent={RUN}-reg"], stdout=subprocess.PIPE, text=True)
+        engine = docker_sdk.from_env(timeout=60)
+
+        def inspect_now(name):
+            # What the agent must do first for each event: read the container from the engine.
+            engine.api.inspect_container(name)
+            inspected[name] = time.time()
 
         def read_events():
-            for line in proc.stdout:
-                event = json.loads(line)
-                events[event["Actor"]["Attributes"]["name"]] = event["timeNano"] / 1e9
+            with concurrent.futures.ThreadPoolExecutor(8) as inspectors:
+                for line in proc.stdout:
+                    event = json.loads(line)
+                    name = event["Actor"]["Attributes"]["name"]
+                    events[name] = event["timeNano"] / 1e9
+                    inspectors.submit(inspect_now, name)
 
         def poll_consul():
             while not stop.is_set():
@@ -148,7 +160,7 @@ class Bench:
                         seen.setdefault(svc["Meta"].get("autoproxy_container"), now)
                 except OSError:
                     pass
-                time.sleep(0.005)
+                time.sleep(self.args.poll)
 
         threading.Thread(target=read_events, daemon=True).start()
         poller = threading.Thread(target=poll_consul, daemon=True)
@@ -161,9 +173,10 @@ class Bench:
             for i in range(self.args.containers):
                 target = started + i / self.args.rate
                 time.sleep(max(0.0, target - time.monotonic()))
-                futures.append(pool.submit(self.run, f"app{i}", self.args.app_image,
+                futures.append(pool.submit(self.run, f"app{i}", *self.part1_command(),
                                            env={"SERVICE_NAME": "benchapp", "SERVICE_TAGS": "bench"},
-                                           labels={"apbench.agent": f"{RUN}-reg"}))
+                                           labels={"apbench.agent": f"{RUN}-reg"},
+                                           options=() if self.args.idle_image is None else ("--expose", "80")))
             names = [f.result() for f in futures]
         elapsed = time.monotonic() - started
         self.wait("every app registered", lambda: all(n in seen for n in names), timeout=120)
@@ -171,7 +184,15 @@ class Bench:
         poller.join()
         proc.terminate()
         latencies = [seen[n] - events[n] for n in names if n in events]
-        return names, elapsed, latencies
+        inspects = [inspected[n] - events[n] for n in names if n in events and n in inspected]
+        return names, elapsed, latencies, inspects
+
+    def part1_command(self):
+        """The app image, or with --idle-image a container that only sleeps (port 80 exposed), so
+        the host's CPU goes to the engine and the agent rather than to app start-up."""
+        if self.args.idle_image is None:
+            return (self.args.app_image,)
+        return (self.args.idle_image, "sleep", "infinity")
 
     # ---- 2: app answers -> routed
     def routed_latency(self):
@@ -241,13 +262,18 @@ def main():
     parser.add_argument("--containers", type=int, default=100)
     parser.add_argument("--rate", type=float, default=12.0)
     parser.add_argument("--routed", type=int, default=20, help="containers per group in part 2")
+    parser.add_argument("--idle-image", help="part 1 starts this image running 'sleep infinity' instead of the app "
+                        "(e.g. autoproxy/debian:trixie)")
+    parser.add_argument("--poll", type=float, default=0.005,
+                        help="seconds between reads of the Consul agent's services in part 1")
     args = parser.parse_args()
     bench = Bench(args)
     try:
         bench.setup()
-        names, elapsed, latencies = bench.registration_latency()
+        names, elapsed, latencies, inspects = bench.registration_latency()
         print(f"1. started {len(names)} containers in {elapsed:.1f}s ({len(names) / elapsed:.1f}/s)")
         print(f"   Docker start event -> Consul agent registration: {percentiles(latencies)}")
+        print(f"   Docker start event -> the same container inspected by this harness: {percentiles(inspects)}")
         routed = bench.routed_latency()
         print("2. app first answers -> first 2xx through the proxy (HTTP check, interval 5s):")
         print(f"   with the fast probe:          {percentiles(routed['probe'])}")
