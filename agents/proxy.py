@@ -128,6 +128,7 @@ class ProxyAgent:
         self.runtime_updates = 0
         self.last_change = time.monotonic()
         self.health_snapshot = None  # the health watch's last (checks, index), read by apply()
+        self.checkless = {}  # services found without checks, see fetch_instances()
 
     # ---- HAProxy process
     def start_haproxy(self):
@@ -212,7 +213,7 @@ class ProxyAgent:
 
     # ---- applying
     def apply(self):
-        instances, _unused = fetch_instances(self.consul, checks=self.health_snapshot)
+        instances, _unused = fetch_instances(self.consul, checks=self.health_snapshot, checkless=self.checkless)
         wanted = self.build(instances)
         table, held, recheck = self.guard.filter(self.applied, wanted, time.monotonic(), self.last_fault)
         self.recheck_at = time.monotonic() + recheck if recheck is not None else None

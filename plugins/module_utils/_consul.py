@@ -141,7 +141,17 @@ def _checks_by_instance(checks):
     return found
 
 
-def fetch_instances(client, checks=None):
+def _without_own_checks(entries):
+    """{(node, service id): ModifyIndex} of the health entries whose service has no check of its own."""
+    found = {}
+    for entry in entries or []:
+        service, node = entry.get("Service") or {}, (entry.get("Node") or {}).get("Node", "")
+        if not any(check.get("ServiceID") == service.get("ID") for check in entry.get("Checks") or []):
+            found[(node, service.get("ID", ""))] = service.get("ModifyIndex") or 0
+    return found
+
+
+def fetch_instances(client, checks=None, checkless=None):
     """Every instance of every service, normalised for the routing rules, and the catalog index.
 
     Returns ``(instances, index)``: the instances sorted by service, node and id, and the
@@ -157,16 +167,24 @@ def fetch_instances(client, checks=None):
 
     ``checks``: a ``(value, index)`` answer of ``/v1/health/state/any`` the caller already holds
     (a watch of it), which saves reading every check again; the same re-read covers its age.
+
+    ``checkless``: a dict the caller keeps between calls. A service without checks registered
+    after the last change of any check would otherwise be re-read on every call, for as long as
+    no check changes; the dict remembers ``(node, id) -> ModifyIndex`` of those found without
+    checks, which are then taken from the listing until they are modified again.
     """
     nodes, index = client.request("GET", "/v1/catalog/nodes")
     checks, checks_index = checks if checks is not None else client.request("GET", "/v1/health/state/any")
     by_instance = _checks_by_instance(checks)
-    instances, reread = [], set()
+    instances, reread, listed = [], set(), set()
     for node in nodes or []:
         name = node.get("Node", "")
         listing, _unused = client.request("GET", "/v1/catalog/node-services/" + urllib.parse.quote(name, safe=""))
         for service in (listing or {}).get("Services") or []:
-            if checks_index is not None and (service.get("ModifyIndex") or 0) > checks_index:
+            modified = service.get("ModifyIndex") or 0
+            listed.add((name, service.get("ID", "")))
+            known = checkless is not None and checkless.get((name, service.get("ID", ""))) == modified
+            if checks_index is not None and modified > checks_index and not known:
                 reread.add(service.get("Service", ""))
                 continue
             node_checks = by_instance.get((name, ""), [])
@@ -178,6 +196,10 @@ def fetch_instances(client, checks=None):
         for name in sorted(reread):
             entries, _unused = client.health_service(name)
             instances.extend(normalise_health_entry(entry) for entry in entries or [])
+            if checkless is not None:
+                checkless.update(_without_own_checks(entries))
+    for gone in set(checkless or ()) - listed:
+        del checkless[gone]
     instances.sort(key=lambda instance: (instance["service"], instance["node"], instance["id"]))
     return instances, index
 

@@ -37,10 +37,13 @@ CHECKS = [
 class FakeConsul(ConsulClient):
     """Answers the catalog and health endpoints from the dicts above, counting requests."""
 
-    def __init__(self, nodes=NODES, services=SERVICES, checks=CHECKS, checks_index=30, checks_read=None):
+    def __init__(self, nodes=None, services=None, checks=None, checks_index=30, checks_read=None):
         super().__init__("http://consul.invalid:8500")
-        self.nodes, self.services, self.checks, self.checks_index = nodes, services, checks, checks_index
-        self.checks_read = checks if checks_read is None else checks_read  # what /v1/health/state/any answers
+        self.nodes = NODES if nodes is None else nodes
+        self.services = SERVICES if services is None else services
+        self.checks = CHECKS if checks is None else checks
+        self.checks_index = checks_index
+        self.checks_read = self.checks if checks_read is None else checks_read  # what /v1/health/state/any answers
         self.paths = []
 
     def _node(self, name):
@@ -131,3 +134,28 @@ def test_checks_the_caller_holds_that_are_older_than_a_service_cause_a_re_read()
     assert instances == per_service(consul)
     assert sorted(path for path in consul.paths if path.startswith("/v1/health/service/")) == [
         "/v1/health/service/api", "/v1/health/service/www"]
+
+
+def test_a_service_without_checks_newer_than_every_check_is_read_again_only_once():
+    # api-1 has no check and was registered (index 22) after the last check change (index 20).
+    checks = [check for check in CHECKS if check["ServiceID"] != "api-1"]
+    consul = FakeConsul(checks=checks, checks_index=21)
+    checkless = {}
+    first, _unused = fetch_instances(consul, checkless=checkless)
+    assert consul.paths.count("/v1/health/service/api") == 1
+    assert checkless == {("n2", "api-1"): 22}
+    consul.paths.clear()
+    again, _unused = fetch_instances(consul, checkless=checkless)
+    assert again == first == per_service(consul)
+    assert consul.paths.count("/v1/health/service/api") == 0, "known to have no checks at this ModifyIndex"
+    assert consul.paths.count("/v1/health/service/www") == 0, "web-1 (20) is older than the checks (21)"
+
+
+def test_a_remembered_service_is_read_again_when_modified_and_forgotten_when_gone():
+    checks = [check for check in CHECKS if check["ServiceID"] != "api-1"]
+    checkless = {("n2", "api-1"): 22, ("n9", "gone"): 3}
+    modified = dict(SERVICES, n2=[SERVICES["n2"][0], dict(SERVICES["n2"][1], ModifyIndex=25)])
+    consul = FakeConsul(services=modified, checks=checks, checks_index=21)
+    fetch_instances(consul, checkless=checkless)
+    assert consul.paths.count("/v1/health/service/api") == 1
+    assert checkless == {("n2", "api-1"): 25}
