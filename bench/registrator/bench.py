@@ -113,16 +113,19 @@ class Bench:
     # ---- set-up
     def setup(self):
         docker("network", "create", "--label", LABEL, self.net)
+        # CPU weight of the stack's own containers against the apps' (Docker's default is 1024).
+        shares = ("--cpu-shares", str(self.args.cpu_shares))
         self.run("consul", self.args.consul_image, "agent", "-dev", "-client=0.0.0.0", labels={"SERVICE_IGNORE": "1"},
-                 options=("-p", f"127.0.0.1:{self.consul_port}:8500", "--network-alias", "consul"))
+                 options=("-p", f"127.0.0.1:{self.consul_port}:8500", "--network-alias", "consul", *shares))
         self.wait("Consul", lambda: self.consul("/v1/status/leader"))
-        sock = ("-v", "/var/run/docker.sock:/var/run/docker.sock")
+        sock = ("-v", "/var/run/docker.sock:/var/run/docker.sock", *shares)
         for stem, extra in (("reg", ()), ("regplain", ("--probe-interval=0",))):
             self.run(stem, self.args.image, "registrator", "--consul=http://consul:8500", "--internal",
                      f"--hostname={stem}", f"--filter-label=apbench.agent={RUN}-{stem}", *extra,
                      labels={"SERVICE_IGNORE": "1"}, options=sock)
         self.run("proxy", self.args.image, "proxy", "--consul=http://consul:8500", "--http-port=8080",
-                 "--domains=test", labels={"SERVICE_IGNORE": "1"}, options=("-p", f"127.0.0.1:{self.proxy_port}:8080"))
+                 "--domains=test", labels={"SERVICE_IGNORE": "1"},
+                 options=("-p", f"127.0.0.1:{self.proxy_port}:8080", *shares))
 
     def cleanup(self):
         ids = docker("ps", "-aq", "--filter", f"label={LABEL}", check=False).split()
@@ -268,6 +271,9 @@ def main():
     parser.add_argument("--routed", type=int, default=20, help="containers per group in part 2")
     parser.add_argument("--idle-image", help="part 1 starts this image running 'sleep infinity' instead of the app "
                         "(e.g. autoproxy/debian:trixie)")
+    parser.add_argument("--cpu-shares", type=int, default=8192,
+                        help="docker --cpu-shares of Consul and the agents, as the roles set it (apps keep "
+                             "Docker's default, 1024)")
     parser.add_argument("--poll", type=float, default=0.005,
                         help="seconds between reads of the Consul agent's services in part 1")
     args = parser.parse_args()
