@@ -128,7 +128,7 @@ class ProxyAgent:
         self.runtime_updates = 0
         self.last_change = time.monotonic()
         self.health_snapshot = None  # the health watch's last (checks, index), read by apply()
-        self.checkless = {}  # services found without checks, see fetch_instances()
+        self.known = {}  # services fetch_instances() read again once, see there
 
     # ---- HAProxy process
     def start_haproxy(self):
@@ -169,26 +169,30 @@ class ProxyAgent:
             time.sleep(0.05)
         raise HaproxyError(f"no new HAProxy worker after {timeout:.0f}s")
 
-    def reload(self, table, why):
-        files, table = self.validated(table)
+    def reload(self, table, why, settings=None):
+        """Render, validate and apply ``table`` with a master reload; ``settings`` replace the
+        running ones only once the new worker runs."""
+        settings = settings or self.settings
+        files, table = self.validated(table, settings)
         before = self.workers()
         write_files(self.args.config_dir, files)
         send_command(self.args.master_socket, "reload")
         self.wait_for_worker(before)
+        if settings is not self.settings:
+            self.settings = self.runtime.settings = settings
+            log.info("the running config declares %d spare backends", settings.spare_backends)
         self.installed(table)
         self.reloads += 1
         log.info("reloaded HAProxy (%s): %d backends", why, len(table["backends"]))
 
-    def grow_spares(self):
-        """Double the spare backends each time new services use them all (up to 32 times the
-        configured number): a burst of new services costs a few reloads, not one per pool."""
-        configured = self.args.spare_backends
-        grown = min(self.settings.spare_backends * 2, configured * SPARE_GROWTH_LIMIT)
-        if grown > self.settings.spare_backends:
-            log.info("new services used all %d spare backends; the next config declares %d",
-                     self.settings.spare_backends, grown)
-            self.settings = dataclasses.replace(self.settings, spare_backends=grown)
-            self.runtime.settings = self.settings
+    def grown_spares(self):
+        """Settings with twice the spare backends (up to 32 times the configured number), for the
+        reload that follows when new services used them all: a burst of new services costs a few
+        reloads, not one per pool."""
+        grown = min(self.settings.spare_backends * 2, self.args.spare_backends * SPARE_GROWTH_LIMIT)
+        if grown <= self.settings.spare_backends:
+            return self.settings
+        return dataclasses.replace(self.settings, spare_backends=grown)
 
     def installed(self, table):
         self.applied = table
@@ -204,8 +208,8 @@ class ProxyAgent:
         known_bad = [name for name, backend in table["backends"].items() if self.rejected.get(name) == backend]
         return without_backends(table, known_bad) if known_bad else table
 
-    def validated(self, table):
-        files, kept, rejected = render_validated(table, self.settings, (self.args.haproxy,))
+    def validated(self, table, settings=None):
+        files, kept, rejected = render_validated(table, settings or self.settings, (self.args.haproxy,))
         for name, service, reason in rejected:
             self.rejected[name] = table["backends"][name]
             log.error("service %r (backend %s) left out: haproxy -c rejects it: %s", service, name, reason)
@@ -213,7 +217,7 @@ class ProxyAgent:
 
     # ---- applying
     def apply(self):
-        instances, _unused = fetch_instances(self.consul, checks=self.health_snapshot, checkless=self.checkless)
+        instances, _unused = fetch_instances(self.consul, checks=self.health_snapshot, known=self.known)
         wanted = self.build(instances)
         table, held, recheck = self.guard.filter(self.applied, wanted, time.monotonic(), self.last_fault)
         self.recheck_at = time.monotonic() + recheck if recheck is not None else None
@@ -224,9 +228,7 @@ class ProxyAgent:
             return False
         plan = plan_changes(self.state, table)
         if plan.reload_reason:
-            if plan.out_of_spares:
-                self.grow_spares()
-            self.reload(table, plan.reload_reason)
+            self.reload(table, plan.reload_reason, self.grown_spares() if plan.out_of_spares else None)
             return True
         files = None
         if set(table["backends"]) - set(self.applied["backends"]):
@@ -250,7 +252,8 @@ class ProxyAgent:
 
     # ---- Consul watches
     def watch(self, name, query, keep=None):
-        """Set ``changed`` whenever a blocking query's index moves; ``keep`` gets each answer."""
+        """Set ``changed`` whenever a blocking query's index moves; ``keep`` gets each answer, and
+        None when a query failed (what it held may be gone with the Consul that answered it)."""
         index = None
         backoff = Backoff(first=0.2, cap=2.0)
         while not self.stopping.is_set():

@@ -141,37 +141,40 @@ def _checks_by_instance(checks):
     return found
 
 
-def _without_own_checks(entries):
-    """{(node, service id): ModifyIndex} of the health entries whose service has no check of its own."""
+def _own_check_ids(entries):
+    """{(node, service id): (ModifyIndex, frozenset of the service's own check IDs)} of health entries."""
     found = {}
     for entry in entries or []:
         service, node = entry.get("Service") or {}, (entry.get("Node") or {}).get("Node", "")
-        if not any(check.get("ServiceID") == service.get("ID") for check in entry.get("Checks") or []):
-            found[(node, service.get("ID", ""))] = service.get("ModifyIndex") or 0
+        own = frozenset(check.get("CheckID", "") for check in entry.get("Checks") or []
+                        if check.get("ServiceID") == service.get("ID"))
+        found[(node, service.get("ID", ""))] = (service.get("ModifyIndex") or 0, own)
     return found
 
 
-def fetch_instances(client, checks=None, checkless=None):
+def fetch_instances(client, checks=None, known=None):
     """Every instance of every service, normalised for the routing rules, and the catalog index.
 
     Returns ``(instances, index)``: the instances sorted by service, node and id, and the
-    X-Consul-Index of ``/v1/catalog/nodes``. Costs 2 + (number of nodes) requests: every node,
-    every check at once, and each node's services. ``/v1/health/service/<name>`` per service
-    would cost one request per service on every change (1,000 services: 1,000 requests).
+    X-Consul-Index of ``/v1/catalog/nodes``. Costs 2 + (number of nodes) requests, 1 + nodes
+    when ``checks`` is given: every node, every check at once, and each node's services.
+    ``/v1/health/service/<name>`` per service would cost one request per service on every change
+    (1,000 services: 1,000 requests).
 
     The checks are read before the services, so a service registered in between would come
-    without its checks and look passing. Consul registers a service and its checks in one
-    write, so such a service is one modified after the checks were read; each of those
-    services is read again whole from ``/v1/health/service/<name>`` (one request each, only
-    when that happens).
+    without its checks and look passing. Such a service has a ModifyIndex above the checks'
+    index; each of those services is read again whole from ``/v1/health/service/<name>`` (one
+    request per service name, only when that happens).
 
     ``checks``: a ``(value, index)`` answer of ``/v1/health/state/any`` the caller already holds
-    (a watch of it), which saves reading every check again; the same re-read covers its age.
+    (a watch of it), which saves reading every check again. Services modified since it are
+    re-read as above; a check that changed status since it is the watch's to report.
 
-    ``checkless``: a dict the caller keeps between calls. A service without checks registered
-    after the last change of any check would otherwise be re-read on every call, for as long as
-    no check changes; the dict remembers ``(node, id) -> ModifyIndex`` of those found without
-    checks, which are then taken from the listing until they are modified again.
+    ``known``: a dict the caller keeps between calls. Consul moves a service's ModifyIndex, but
+    not the checks' index, when the service changes and its checks do not (or it has none), so
+    such a service would be re-read on every call until some check changes. The dict remembers
+    ``(node, id) -> (ModifyIndex, own check IDs)`` of every service re-read; one is taken from
+    the listing again while its ModifyIndex is the same and the checks hold all those check IDs.
     """
     nodes, index = client.request("GET", "/v1/catalog/nodes")
     checks, checks_index = checks if checks is not None else client.request("GET", "/v1/health/state/any")
@@ -181,27 +184,34 @@ def fetch_instances(client, checks=None, checkless=None):
         name = node.get("Node", "")
         listing, _unused = client.request("GET", "/v1/catalog/node-services/" + urllib.parse.quote(name, safe=""))
         for service in (listing or {}).get("Services") or []:
+            key = (name, service.get("ID", ""))
+            listed.add(key)
+            service_checks = by_instance.get(key, [])
             modified = service.get("ModifyIndex") or 0
-            listed.add((name, service.get("ID", "")))
-            known = checkless is not None and checkless.get((name, service.get("ID", ""))) == modified
-            if checks_index is not None and modified > checks_index and not known:
+            if checks_index is not None and modified > checks_index and not _still_known(
+                    (known or {}).get(key), modified, service_checks):
                 reread.add(service.get("Service", ""))
                 continue
-            node_checks = by_instance.get((name, ""), [])
-            service_checks = by_instance.get((name, service.get("ID", "")), [])
-            entry = {"Node": node, "Service": service, "Checks": node_checks + service_checks}
+            entry = {"Node": node, "Service": service, "Checks": by_instance.get((name, ""), []) + service_checks}
             instances.append(normalise_health_entry(entry))
     if reread:
         instances = [instance for instance in instances if instance["service"] not in reread]
         for name in sorted(reread):
             entries, _unused = client.health_service(name)
             instances.extend(normalise_health_entry(entry) for entry in entries or [])
-            if checkless is not None:
-                checkless.update(_without_own_checks(entries))
-    for gone in set(checkless or ()) - listed:
-        del checkless[gone]
+            if known is not None:
+                known.update(_own_check_ids(entries))
+    for gone in set(known or ()) - listed:
+        del known[gone]
     instances.sort(key=lambda instance: (instance["service"], instance["node"], instance["id"]))
     return instances, index
+
+
+def _still_known(remembered, modified, service_checks):
+    """True when a service re-read before is unchanged and the checks hold every check it had."""
+    if remembered is None or remembered[0] != modified:
+        return False
+    return remembered[1] <= {check.get("CheckID", "") for check in service_checks}
 
 
 # Ansible argument spec of the connection options (documented in doc_fragments/consul.py).

@@ -137,25 +137,48 @@ def test_checks_the_caller_holds_that_are_older_than_a_service_cause_a_re_read()
 
 
 def test_a_service_without_checks_newer_than_every_check_is_read_again_only_once():
-    # api-1 has no check and was registered (index 22) after the last check change (index 20).
+    # api-1 has no check and was registered (index 22) after the last check change (index 21).
     checks = [check for check in CHECKS if check["ServiceID"] != "api-1"]
     consul = FakeConsul(checks=checks, checks_index=21)
-    checkless = {}
-    first, _unused = fetch_instances(consul, checkless=checkless)
+    known = {}
+    first, _unused = fetch_instances(consul, known=known)
     assert consul.paths.count("/v1/health/service/api") == 1
-    assert checkless == {("n2", "api-1"): 22}
+    assert known[("n2", "api-1")] == (22, frozenset())
     consul.paths.clear()
-    again, _unused = fetch_instances(consul, checkless=checkless)
+    again, _unused = fetch_instances(consul, known=known)
     assert again == first == per_service(consul)
     assert consul.paths.count("/v1/health/service/api") == 0, "known to have no checks at this ModifyIndex"
     assert consul.paths.count("/v1/health/service/www") == 0, "web-1 (20) is older than the checks (21)"
 
 
+def test_a_service_changed_without_its_checks_is_read_again_only_once():
+    # A Meta change moves web-1's ModifyIndex (25) but not the checks' index (21): Consul leaves
+    # an unchanged check alone.
+    changed = dict(SERVICES, n1=[SERVICES["n1"][0], dict(SERVICES["n1"][1], ModifyIndex=25)])
+    consul = FakeConsul(services=changed, checks_index=21)
+    known = {}
+    fetch_instances(consul, known=known)
+    assert consul.paths.count("/v1/health/service/www") == 1
+    assert known[("n1", "web-1")] == (25, frozenset({"service:web-1"}))
+    consul.paths.clear()
+    instances, _unused = fetch_instances(consul, known=known)
+    assert consul.paths.count("/v1/health/service/www") == 0
+    assert instances == per_service(consul)
+
+
+def test_a_known_service_whose_check_is_missing_from_the_checks_is_read_again():
+    consul = FakeConsul(checks_index=21)
+    known = {("n1", "web-1"): (20, frozenset({"service:web-1"})), ("n2", "web-2"): (21, frozenset())}
+    snapshot = [check for check in CHECKS if check["ServiceID"] != "web-1"]
+    fetch_instances(consul, checks=(snapshot, 19), known=known)
+    assert consul.paths.count("/v1/health/service/www") == 1, "web-1's check is not in the checks given"
+
+
 def test_a_remembered_service_is_read_again_when_modified_and_forgotten_when_gone():
     checks = [check for check in CHECKS if check["ServiceID"] != "api-1"]
-    checkless = {("n2", "api-1"): 22, ("n9", "gone"): 3}
+    known = {("n2", "api-1"): (22, frozenset()), ("n9", "gone"): (3, frozenset())}
     modified = dict(SERVICES, n2=[SERVICES["n2"][0], dict(SERVICES["n2"][1], ModifyIndex=25)])
     consul = FakeConsul(services=modified, checks=checks, checks_index=21)
-    fetch_instances(consul, checkless=checkless)
+    fetch_instances(consul, known=known)
     assert consul.paths.count("/v1/health/service/api") == 1
-    assert checkless == {("n2", "api-1"): 25}
+    assert known == {("n2", "api-1"): (25, frozenset())}
