@@ -267,6 +267,9 @@ def test_a_server_busy_past_the_drain_timeout_has_its_sessions_shut_down_once(ru
     both = table_of(instance("www", "a", a, ["hello", "balance=first"]), instance("www", "b", b, ["hello"]))
     proxy = running(both)
     proxy.api.drain_timeout = 0.5
+    sent = []
+    command = proxy.api.command
+    proxy.api.command = lambda *words: sent.append(" ".join(map(str, words[:2]))) or command(*words)
     result = {}
     slow = threading.Thread(target=lambda: result.update(answer=proxy.get("www.hello.test", delay=4)))
     slow.start()
@@ -278,6 +281,9 @@ def test_a_server_busy_past_the_drain_timeout_has_its_sessions_shut_down_once(ru
     slow.join()
     assert not proxy.api.draining, "deleted once its sessions were shut down"
     assert drain.shut_down
+    assert sent.count("shutdown sessions") == 1
+    # Polled every 20 ms for over 0.5 s, it was asked at 0.1 s doubling: a handful of times.
+    assert 2 <= sent.count("del server") <= 6, sent
     assert result["answer"] != (200, f"port {a}"), "the request on the drained server was cut, not waited for"
     assert len(proxy.servers("hello_www_backend")) == 1
     assert key[0] == "hello_www_backend"
