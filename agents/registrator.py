@@ -67,6 +67,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._registrations imp
 log = logging.getLogger("autoproxy.registrator")
 
 FAILURES = (ConsulError, docker.errors.DockerException, OSError)
+PARALLEL_CONTAINERS = 32  # container tasks running at once
 CONTAINER_ACTIONS = ("start", "unpause", "pause", "die", "destroy", "kill", "health_status", "rename")
 NETWORK_ACTIONS = ("connect", "disconnect")
 
@@ -167,8 +168,9 @@ class RegistratorAgent:
         )
         self.stopping = threading.Event()
         self.sync_wanted = threading.Event()
-        self.executor = KeyedSerialExecutor(self._task_failed)
-        self.readers = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="consul-read")
+        self.executor = KeyedSerialExecutor(self._task_failed, max_parallel=PARALLEL_CONTAINERS)
+        # One Consul read per container task at most, beside its Docker inspect (see reconcile).
+        self.readers = concurrent.futures.ThreadPoolExecutor(PARALLEL_CONTAINERS, thread_name_prefix="consul-read")
         self.lock = threading.Lock()
         self.expected = set()          # service IDs this agent believes Consul holds
         self.draining = {}             # container name -> monotonic deadline
@@ -590,6 +592,8 @@ class RegistratorAgent:
     def stop(self, *_signal):
         self.stopping.set()
         self.sync_wanted.set()
+        # Reads not started yet are dropped: at exit nothing waits for a Consul that hangs.
+        self.readers.shutdown(wait=False, cancel_futures=True)
 
 
 def main(argv):
