@@ -19,7 +19,7 @@ import subprocess
 import urllib.request
 
 import pytest
-from support import DOCKER_SOCKET_MOUNT, docker, free_port, wait_for
+from support import DOCKER_SOCKET_MOUNT, docker, free_port, owned_services, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -70,9 +70,8 @@ class SecureConsul:
         with urllib.request.urlopen(request, timeout=10, context=self.context) as resp:
             return json.loads(resp.read() or b"null")
 
-    def services_of(self, owner):
-        return {sid: svc for sid, svc in self.get("/v1/agent/services").items()
-                if (svc.get("Meta") or {}).get("autoproxy_owner") == f"registrator:{owner}"}
+    def agent_services(self):
+        return self.get("/v1/agent/services")
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +100,9 @@ def test_registers_over_https_with_a_token(resources, images, agent_image, secur
     agent(resources, agent_image, secure, stem, consul_argument, f"--consul-token={TOKEN}")
     name = app(resources, images, secure, f"{stem}-app", stem)
     wait_for("the app registered through TLS and ACLs",
-             lambda: set(secure["consul"].services_of(stem)) == {f"{stem}:{name}:80"}, timeout=30)
+             lambda: set(owned_services(secure["consul"], stem)) == {f"{stem}:{name}:80"}, timeout=30)
     docker("rm", "-f", name)
-    wait_for("and deregistered", lambda: not secure["consul"].services_of(stem), timeout=30)
+    wait_for("and deregistered", lambda: not owned_services(secure["consul"], stem), timeout=30)
 
 
 def test_a_wrong_token_is_refused_and_logged(resources, images, agent_image, secure):
@@ -118,5 +117,5 @@ def test_a_wrong_token_is_refused_and_logged(resources, images, agent_image, sec
         return "Permission denied" in text or "403" in text or "ACL not found" in text
 
     wait_for("the refusal in the agent's log", logged_refusal, timeout=30)
-    assert not secure["consul"].services_of(stem)
+    assert not owned_services(secure["consul"], stem)
     assert docker("inspect", "-f", "{{.State.Running}}", container) == "true", "the agent keeps running"
