@@ -16,8 +16,11 @@ import subprocess
 import sys
 import urllib.request
 
+import browser
 import pytest
 import support
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
 from support import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -144,6 +147,42 @@ def test_stats_page_through_the_proxy(site_output):
     # gets its own name on the stats page proxy_rename_after (2 s) after the last change.
     wait_for("hello_www_backend by its own name", lambda: "hello_www_backend" in (
         ok_body(f"proxy-admin.infra.{DOMAINS[1]}") or ""), timeout=15)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with browser.chromium() as driver:
+        yield driver
+
+
+def test_consul_ui_in_a_browser(site_output, chromium):
+    """The Consul UI, a single-page app, renders through the proxy: its loading screen goes away
+    and the service list shows the demo app's service. Screenshot: tests/output/screenshots/."""
+    chromium.get(f"http://consul-admin.infra.{DOMAINS[1]}:{PROXY_PORT}/ui/")
+    try:
+        WebDriverWait(chromium, 60).until(lambda d: "loading" not in d.find_element(By.TAG_NAME, "html")
+                                          .get_attribute("class").split())
+        WebDriverWait(chromium, 30).until(lambda d: d.find_elements(
+            By.CSS_SELECTOR, "a[href$='/services/www/instances']"))
+    finally:
+        browser.screenshot(chromium, "consul-ui")
+    assert chromium.current_url.endswith("/ui/dc1/services")
+    assert chromium.find_element(By.CSS_SELECTOR, "a[href$='/services/www/instances']").text.strip() == "www"
+
+
+def test_stats_page_in_a_browser(site_output, chromium):
+    """HAProxy's stats page, as rendered, lists the demo app's backend by its own name."""
+    url = f"http://proxy-admin.infra.{DOMAINS[0]}:{PROXY_PORT}/"
+
+    def backend_listed(driver):
+        driver.get(url)
+        return "hello_www_backend" in driver.find_element(By.TAG_NAME, "body").text
+
+    try:
+        WebDriverWait(chromium, 30, poll_frequency=1).until(backend_listed)
+    finally:
+        browser.screenshot(chromium, "haproxy-stats")
+    assert "Statistics Report" in chromium.find_element(By.TAG_NAME, "body").text
 
 
 def test_unknown_host_gets_503(site_output):
