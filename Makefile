@@ -5,8 +5,10 @@
 # answers, else from the offline kit in images/offline (built once, reused while unchanged).
 #
 # The parts of `make test`, cheapest first:
-#   lint          ruff, shell syntax, yamllint, changelog fragments, ansible-lint (production profile)
+#   lint          ruff, shell syntax, yamllint, changelog fragments, ansible-lint (production profile),
+#                 galaxy-importer on the built tarball
 #   unit          ansible-test units: tests/unit as the installed collection (quick loop: .venv/bin/pytest tests/unit)
+#   oldest        the oldest ansible-core meta/runtime.yml allows: its ansible-test units and plugin sanity tests
 #   sanity        ansible-test sanity, no ignore files
 #   integration   ansible-test integration over tests/integration/targets (skipped when there are none)
 #   e2e           pytest tests/e2e: the built tarball deploys the real stack
@@ -22,7 +24,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 IMAGE_VARS := .cache/images.yml
 ANSIBLE_TEST := VENV_BIN=$(BIN) tests/sanity/ansible-test.sh
 
-.PHONY: demo scale teardown test lint ansible-lint unit sanity integration e2e molecule images venv clean
+.PHONY: demo scale teardown test lint ansible-lint galaxy-importer unit oldest sanity integration e2e molecule images venv clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-test.txt
@@ -47,9 +49,9 @@ teardown: venv
 
 # The integration targets run inside e2e (tests/e2e/test_modules.py starts their Consul and HAProxy);
 # `make integration` runs them through ansible-test given AUTOPROXY_TEST_CONSUL_URL etc.
-test: lint unit sanity e2e molecule
+test: lint unit oldest sanity e2e molecule
 
-lint: venv ansible-lint
+lint: venv ansible-lint galaxy-importer
 	$(BIN)/ruff check .
 	bash -n images/select-images images/offline/build .ci/run tests/sanity/ansible-test.sh
 	$(BIN)/yamllint --strict .
@@ -59,8 +61,41 @@ lint: venv ansible-lint
 ansible-lint: venv
 	$(BIN)/ansible-lint
 
+# The checker Galaxy runs on every upload, on the tarball `ansible-galaxy collection build` makes
+# (settings and why: galaxy-importer.cfg). It reports some problems only as WARNING/ERROR lines and
+# still exits 0: any such line fails here. Its report stays in tests/output/galaxy-importer/.
+GALAXY_IMPORTER_DIR := tests/output/galaxy-importer
+galaxy-importer: venv
+	rm -rf $(GALAXY_IMPORTER_DIR) && mkdir -p $(GALAXY_IMPORTER_DIR)
+	$(BIN)/ansible-galaxy collection build --output-path $(GALAXY_IMPORTER_DIR) .
+	set -o pipefail; cd $(GALAXY_IMPORTER_DIR) && GALAXY_IMPORTER_CONFIG=$(CURDIR)/galaxy-importer.cfg \
+		$(BIN)/python -m galaxy_importer.main autoproxy-stack-*.tar.gz | tee importer.log
+	@if grep -E '^(WARNING|ERROR)' $(GALAXY_IMPORTER_DIR)/importer.log; then \
+		echo "galaxy-importer: the lines above must go (full log: $(GALAXY_IMPORTER_DIR)/importer.log)" >&2; exit 1; fi
+
 unit: venv
 	$(ANSIBLE_TEST) units
+
+# meta/runtime.yml's requires_ansible promises the oldest ansible-core it names: that release's
+# ansible-test runs the unit tests and the sanity tests that hold plugins to it (their import,
+# documentation and argument specs), in a second virtualenv with the latest patch release of it.
+# ansible-lint is not among them: it refuses to run on ansible-core 2.17.
+OLDEST_VENV ?= .venv-oldest
+OLDEST_BIN := $(abspath $(OLDEST_VENV))/bin
+OLDEST_TEST := VENV_BIN=$(OLDEST_BIN) ANSIBLE_TEST_TREE=$${TMPDIR:-/tmp}/autoproxy-stack-oldest-$$(printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1) tests/sanity/ansible-test.sh
+$(OLDEST_VENV)/.installed: meta/runtime.yml tests/unit/requirements.txt | venv
+	rm -rf $(OLDEST_VENV)
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_BIN)/pip install -q --disable-pip-version-check "ansible-core$$($(BIN)/python -c 'import re, sys, yaml; \
+		spec = yaml.safe_load(open("meta/runtime.yml"))["requires_ansible"]; \
+		low = re.search(r">=\s*(\d+)\.(\d+)", spec) or sys.exit(f"meta/runtime.yml: no lower bound in requires_ansible {spec!r}"); \
+		print(f">={low[1]}.{low[2]}.0,<{low[1]}.{int(low[2]) + 1}")')"
+	touch $@
+
+oldest: $(OLDEST_VENV)/.installed
+	$(OLDEST_BIN)/ansible --version | head -1
+	$(OLDEST_TEST) units --requirements
+	$(OLDEST_TEST) sanity --requirements --test compile --test import --test validate-modules --test ansible-doc
 
 sanity: venv
 	$(ANSIBLE_TEST) sanity
@@ -75,4 +110,4 @@ molecule: venv images
 	$(BIN)/molecule test
 
 clean:
-	rm -rf $(VENV) .cache tests/output autoproxy-stack-*.tar.gz
+	rm -rf $(VENV) $(OLDEST_VENV) .cache tests/output autoproxy-stack-*.tar.gz
