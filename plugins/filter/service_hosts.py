@@ -15,8 +15,8 @@ name: service_hosts
 short_description: The host names a Consul service instance is routed under
 version_added: 0.1.0
 description:
-  - Gives every host name the autoproxy proxy routes to an instance of a service with these tags (the design's
-    routing rules 1 to 4), in the proxy's order.
+  - Gives every host name the autoproxy proxy routes to an instance of a service with these tags (routing rules
+    1 to 4 of the collection's docs/RULES.md), in the proxy's order.
   - A routing tag T gives C(<service>.T); no routing tag gives the service name with C(_) turned into C(.); aliases
     are added; then each host is also repeated under every domain.
   - Tags the proxy would drop are ignored here too; see P(autoproxy.stack.service_tags#filter) for the warnings.

@@ -14,7 +14,7 @@ name: service_tags
 short_description: Sort a Consul service's tags into routing tags, aliases, options and metadata
 version_added: 0.1.0
 description:
-  - Reads a service instance's tags the way the autoproxy proxy does (the design's routing rules 1, 4, 5 and 7).
+  - Reads a service instance's tags the way the autoproxy proxy does (routing rules 1, 4, 5 and 7 of docs/RULES.md).
   - A host name fragment is a routing tag; C(server_alias=X) and C(server_aliases=X,Y) add aliases; C(sticky_session),
     C(weight=N), C(balance=ALGO) and C(maxconn=N) are options; any other C(key=value) is metadata.
   - A tag that fits none of these is dropped with a warning naming the service and the tag, as the proxy drops it.

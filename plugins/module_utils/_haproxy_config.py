@@ -4,7 +4,7 @@
 
 """Render a routing table as haproxy.cfg plus a host -> backend map file.
 
-Rule 7, defence in depth: the table is re-checked here value by value, although
+docs/RULES.md §7, defence in depth: the table is re-checked here value by value, although
 build_routing_table() already dropped bad input. Anything unexpected raises ValueError, so no
 value can ever add a line, a directive or a comment to the config.
 """
@@ -47,7 +47,7 @@ _INDENT = "    "
 
 @dataclass
 class HaproxySettings:
-    """Proxy-wide settings; check_* are HAProxy's own server checks (rule 6)."""
+    """Proxy-wide settings; check_* are HAProxy's own server checks (docs/RULES.md §6)."""
 
     http_port: int = 80
     stats_port: int = 1936
@@ -268,7 +268,7 @@ def _server_address(address: str, port: int) -> str:
 
 
 def check_arguments(settings: HaproxySettings) -> str:
-    """HAProxy's own check of every server (rule 6), and how soon its idle connections close.
+    """HAProxy's own check of every server (docs/RULES.md §6), and how soon its idle connections close.
 
     A removed server can only be deleted once it has no connection at all, idle ones in the
     reuse pool included, and HAProxy closes half of those every ``pool-purge-delay`` (5s by default).

@@ -275,7 +275,7 @@ def _unique(items: list[str]) -> list[str]:
 
 
 def build_routing_table(instances: Iterable[Any], domains: Any) -> dict[str, Any]:
-    """Build the routing table from normalised Consul health entries (rules 1-7).
+    """Build the routing table from normalised Consul health entries (docs/RULES.md §1-§9).
 
     Each entry is ``{"service", "id", "node", "address", "port", "tags", "passing"}``.
     ``domains`` is a list (or an ``HAPROXY_DOMAIN``-style ``:``-separated string).

@@ -4,7 +4,7 @@
 
 """Consul service tags: routing tags, option tags, metadata, host and backend names.
 
-These are routing rules 1-5 and 7 of the design. Everything here is pure and stdlib-only so the
+These are docs/RULES.md §1-§5 and §7. Everything here is pure and stdlib-only so the
 modules, the filters and the agents share one implementation.
 """
 
@@ -79,7 +79,7 @@ def split_tag_string(text: str) -> list[str]:
 
 
 def host_for_untagged(name: str) -> str:
-    """Rule 2: the host of a service without routing tags (``www_hello`` -> ``www.hello``)."""
+    """docs/RULES.md §2: the host of a service without routing tags (``www_hello`` -> ``www.hello``)."""
     return name.replace("_", ".").lower()
 
 
@@ -91,7 +91,7 @@ def valid_service_name(name: Any) -> bool:
 
 
 def haproxy_backend_name(name: str, routing_tag: str | None = None) -> str:
-    """``<tag>_<name>_backend`` (rule 1) or ``<name>_backend`` (rule 2); ValueError if unroutable."""
+    """``<tag>_<name>_backend`` (§1) or ``<name>_backend`` (§2); ValueError if unroutable."""
     if not valid_service_name(name):
         raise ValueError(f"invalid service name {show(name)}")
     if routing_tag is None:
@@ -102,9 +102,9 @@ def haproxy_backend_name(name: str, routing_tag: str | None = None) -> str:
 
 
 def host_for_tag(name: str, routing_tag: str) -> str:
-    """Rule 1: the host of a tagged service (``www`` + ``hello`` -> ``www.hello``).
+    """docs/RULES.md §1: the host of a tagged service (``www`` + ``hello`` -> ``www.hello``).
 
-    The service part gets rule 2's ``_`` -> ``.`` too, so a name valid for rule 2 stays a valid host.
+    The service part gets §2's ``_`` -> ``.`` too, so a name valid for rule 2 stays a valid host.
     """
     return f"{host_for_untagged(name)}.{routing_tag.lower()}"
 
@@ -223,7 +223,7 @@ class _TagParser:
 
 
 def parse_tags(tags: Iterable[Any] | None, *, service: str = "") -> ParsedTags:
-    """Sort an instance's tags into routing tags, aliases, options and metadata (rules 1, 4, 5, 7).
+    """Sort an instance's tags into routing tags, aliases, options and metadata (docs/RULES.md §1, §4, §5, §7).
 
     A single string is one tag (use split_tag_string() for a SERVICE_TAGS value). Bad tags are
     dropped; each leaves a warning naming the service and the tag. The first value of a repeated
@@ -258,7 +258,7 @@ def normalise_domains(domains: Any) -> tuple[list[str], list[str]]:
 
 
 def expand_hosts(hosts: Iterable[str], domains: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Rule 3: each host as itself and under every domain; too-long results dropped with a warning."""
+    """docs/RULES.md §3: each host as itself and under every domain; too-long results dropped with a warning."""
     result: list[str] = []
     rejected: list[str] = []
     for host in hosts:
@@ -273,8 +273,8 @@ def expand_hosts(hosts: Iterable[str], domains: Iterable[str]) -> tuple[list[str
 def memberships(name: str, parsed: ParsedTags) -> list[tuple[str | None, list[str]]]:
     """(routing tag, hosts before domains) for each backend an instance joins.
 
-    One backend per routing tag (rule 1), or one untagged backend (rule 2); each answers to its
-    own host and to rule 4's aliases.
+    One backend per routing tag (docs/RULES.md §1), or one untagged backend (§2); each answers to its
+    own host and to §4's aliases.
     """
     routed: list[tuple[str | None, str]] = [(tag, host_for_tag(name, tag)) for tag in parsed.routing]
     return [
@@ -290,7 +290,7 @@ def base_hosts(name: str, parsed: ParsedTags) -> list[str]:
 
 
 def service_hosts(name: str, tags: Iterable[Any] | None, domains: Any) -> list[str]:
-    """Every host name an instance of service ``name`` with ``tags`` answers to (rules 1-4).
+    """Every host name an instance of service ``name`` with ``tags`` answers to (docs/RULES.md §1-§4).
 
     An unroutable service name gives an empty list.
     """

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Property tests (rule 7): whatever names and tags containers carry, every rendered config passes
+"""Property tests (docs/RULES.md §7): whatever names and tags containers carry, every rendered config passes
 the real ``haproxy -c``, nothing adds a line, hostile input is dropped with a warning, and a good
 service next to bad ones is always routed.
 
