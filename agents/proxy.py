@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 
-from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default, split_list
+from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default
 from ansible_collections.autoproxy.stack.agents._proxy_guard import DropGuard
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError, fetch_instances
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
@@ -46,6 +46,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_runtime i
     send_command,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import build_routing_table
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import split_escaped
 
 log = logging.getLogger("autoproxy.proxy")
 SPARE_GROWTH_LIMIT = 32
@@ -112,7 +113,7 @@ class ProxyAgent:
     def __init__(self, args):
         self.args = args
         self.consul = ConsulClient(args.consul, token=args.consul_token)
-        self.domains = split_list(args.domains, ":")
+        self.domains = split_escaped(args.domains or "", ":", strip=True)
         self.settings = settings_from_args(args)
         self.runtime = RuntimeApi(args.runtime_socket, self.settings, drain_timeout=args.drain_timeout)
         self.guard = DropGuard(args.confirm_after, args.fault_hold)

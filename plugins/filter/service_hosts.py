@@ -7,7 +7,8 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._tags import service_hosts as hosts_of
-from ansible_collections.autoproxy.stack.plugins.module_utils._tags import split_tag_string, valid_service_name
+from ansible_collections.autoproxy.stack.plugins.module_utils._tags import valid_service_name
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import split_escaped
 from ansible_collections.autoproxy.stack.plugins.plugin_utils._filter_input import describe_kind
 
 DOCUMENTATION = r"""
@@ -73,7 +74,7 @@ def service_hosts(name, tags=(), domains=()):
         raise AnsibleFilterError(f"{FQCN}: {name!r} is not a routable service name "
                                  "(1-200 of A-Z a-z 0-9 _ . - that form a host name)")
     if isinstance(tags, str):
-        tags = split_tag_string(tags)
+        tags = split_escaped(tags)
     elif not isinstance(tags, (list, tuple)):
         raise AnsibleFilterError(f"{FQCN}: tags must be a list or a comma-separated string, not {describe_kind(tags)}")
     if not isinstance(domains, (str, list, tuple)):

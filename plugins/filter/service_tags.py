@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._tags import parse_tags, split_tag_string
+from ansible_collections.autoproxy.stack.plugins.module_utils._tags import parse_tags
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import split_escaped
 from ansible_collections.autoproxy.stack.plugins.plugin_utils._filter_input import describe_kind
 
 DOCUMENTATION = r"""
@@ -87,7 +88,7 @@ FQCN = "autoproxy.stack.service_tags"
 
 def service_tags(tags, service=""):
     if isinstance(tags, str):
-        tags = split_tag_string(tags)
+        tags = split_escaped(tags)
     elif not isinstance(tags, (list, tuple)):
         raise AnsibleFilterError(f"{FQCN}: the input must be a list of tags or a comma-separated string, "
                                  f"not {describe_kind(tags)}")

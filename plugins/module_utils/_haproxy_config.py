@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
+from ansible_collections.autoproxy.stack.plugins.module_utils._addresses import MAX_PORT, host_port
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import (
-    MAX_PORT,
     SERVER_NAME_RE,
     is_ip_literal,
     valid_address,
@@ -28,8 +28,8 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
     MAXCONN_RANGE,
     WEIGHT_RANGE,
     is_host_fragment,
-    show,
 )
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import show
 
 NO_ROUTE_BACKEND = "autoproxy_no_route"
 RESERVED_PROXY_NAMES = frozenset((NO_ROUTE_BACKEND, "http", "stats"))
@@ -260,13 +260,6 @@ def _stats(settings: HaproxySettings) -> list[str]:
     return _section("listen stats", lines)
 
 
-def _server_address(address: str, port: int) -> str:
-    # '[v6]:port' is unambiguous where 'v6:port' is not; HAProxy 2.6+ accepts it.
-    if is_ip_literal(address) and ":" in address:
-        return f"[{address}]:{port:d}"
-    return f"{address}:{port:d}"
-
-
 def check_arguments(settings: HaproxySettings) -> str:
     """HAProxy's own check of every server (docs/RULES.md §6), and how soon its idle connections close.
 
@@ -284,7 +277,7 @@ def server_arguments(
     default-server supplies the check timing) or, given ``runtime_settings``, in a Runtime API
     ``add server``, which does not inherit default-server and so gets every keyword spelled out."""
     settings = runtime_settings
-    words = [_server_address(server["address"], server["port"])]
+    words = [host_port(server["address"], server["port"])]
     words += [check_arguments(settings)] if settings is not None else ["check"]
     if options.get("sticky_session"):
         words += ["cookie", server["name"]]

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import show
+
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # The look-ahead caps the total length; \Z (not $) so a trailing newline never matches.
 HOST_FRAGMENT_RE = re.compile(r"(?=[A-Za-z0-9.-]{1,253}\Z)" + _LABEL + r"(?:\." + _LABEL + r")*\Z")
@@ -33,7 +35,6 @@ MAXCONN_RANGE = (1, 1000000)
 
 _TRUE_WORDS = ("true", "yes", "on", "1")
 _FALSE_WORDS = ("false", "no", "off", "0")
-_SHOWN_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -50,32 +51,6 @@ class ParsedTags:
 def is_host_fragment(value: Any) -> bool:
     """True if value is a host name or a dot-separated part of one."""
     return isinstance(value, str) and HOST_FRAGMENT_RE.match(value) is not None
-
-
-def show(value: Any) -> str:
-    """Quote a value for a warning: escaped, shortened, never multi-line."""
-    text = value if isinstance(value, str) else repr(value)
-    if len(text) > _SHOWN_CHARS:
-        text = text[:_SHOWN_CHARS] + "..."
-    return "'" + text.encode("unicode_escape").decode("ascii").replace("'", "\\'") + "'"
-
-
-def split_tag_string(text: str) -> list[str]:
-    """Split a SERVICE_TAGS value on commas, registrator-style (a backslash escapes a comma)."""
-    parts = [""]
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char == "\\" and text[index + 1 : index + 2] == ",":
-            parts[-1] += ","
-            index += 2
-            continue
-        if char == ",":
-            parts.append("")
-        else:
-            parts[-1] += char
-        index += 1
-    return [part for part in parts if part != ""]
 
 
 def host_for_untagged(name: str) -> str:
@@ -225,7 +200,7 @@ class _TagParser:
 def parse_tags(tags: Iterable[Any] | None, *, service: str = "") -> ParsedTags:
     """Sort an instance's tags into routing tags, aliases, options and metadata (docs/RULES.md §1, §4, §5, §7).
 
-    A single string is one tag (use split_tag_string() for a SERVICE_TAGS value). Bad tags are
+    A single string is one tag (use _text.split_escaped() for a SERVICE_TAGS value). Bad tags are
     dropped; each leaves a warning naming the service and the tag. The first value of a repeated
     option wins.
     """

@@ -25,7 +25,8 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config im
     render_haproxy_config,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import build_routing_table, valid_address
-from ansible_collections.autoproxy.stack.plugins.module_utils._tags import show, valid_service_name
+from ansible_collections.autoproxy.stack.plugins.module_utils._tags import valid_service_name
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import show
 
 NASTY = ["\n", "\r", "#", ";", "'", '"', " ", "\t", "\\", "\u00e9", "\u2028", "\x00", "{", "}", "%[", "$(x)",
          "=", ",", ":", "/", "\n    server evil 6.6.6.6:80", "\nbackend evil\n", "_", ".", "-"]
