@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default
 from ansible_collections.autoproxy.stack.agents._proxy_guard import DropGuard
@@ -110,7 +111,7 @@ def _comparable(table):
 
 
 class ProxyAgent:
-    def __init__(self, args):
+    def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.consul = ConsulClient(args.consul, token=args.consul_token)
         self.domains = split_escaped(args.domains or "", ":", strip=True)
@@ -125,8 +126,6 @@ class ProxyAgent:
         self.rejected = {}  # backend name -> its content when HAProxy rejected it
         self.last_fault = None
         self.recheck_at = None
-        self.reloads = 0
-        self.runtime_updates = 0
         self.last_change = time.monotonic()
         self.health_snapshot = None  # the health watch's last (checks, index), read by apply()
         self.known = {}  # services fetch_instances() read again once, see there
@@ -170,7 +169,7 @@ class ProxyAgent:
             time.sleep(0.05)
         raise HaproxyError(f"no new HAProxy worker after {timeout:.0f}s")
 
-    def reload(self, table, why, settings=None):
+    def reload(self, table: dict[str, Any], why: str, settings: HaproxySettings | None = None) -> None:
         """Render, validate and apply ``table`` with a master reload; ``settings`` replace the
         running ones only once the new worker runs."""
         settings = settings or self.settings
@@ -183,7 +182,6 @@ class ProxyAgent:
             self.settings = self.runtime.settings = settings
             log.info("the running config declares %d spare backends", settings.spare_backends)
         self.installed(table)
-        self.reloads += 1
         log.info("reloaded HAProxy (%s): %d backends", why, len(table["backends"]))
 
     def grown_spares(self):
@@ -217,7 +215,7 @@ class ProxyAgent:
         return files, kept
 
     # ---- applying
-    def apply(self):
+    def apply(self) -> bool:
         instances, _unused = fetch_instances(self.consul, checks=self.health_snapshot, known=self.known)
         wanted = self.build(instances)
         table, held, recheck = self.guard.filter(self.applied, wanted, time.monotonic(), self.last_fault)
@@ -245,7 +243,6 @@ class ProxyAgent:
         # Servers only: HAProxy already runs the change; the file follows for the next reload.
         write_files(self.args.config_dir, files or render_haproxy_config(table, self.settings))
         self.applied, self.state = table, plan.state
-        self.runtime_updates += 1
         self.last_change = time.monotonic()
         log.info("applied %d Runtime API changes without a reload (%d backends)", len(plan.steps),
                  len(table["backends"]))

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._tags import service_hosts as hosts_of
@@ -69,7 +71,7 @@ _value:
 FQCN = "autoproxy.stack.service_hosts"
 
 
-def service_hosts(name, tags=(), domains=()):
+def service_hosts(name: Any, tags: Any = (), domains: Any = ()) -> list[str]:
     if not valid_service_name(name):
         raise AnsibleFilterError(f"{FQCN}: {name!r} is not a routable service name "
                                  "(1-200 of A-Z a-z 0-9 _ . - that form a host name)")

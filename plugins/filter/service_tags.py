@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._tags import parse_tags
@@ -86,7 +88,7 @@ _value:
 FQCN = "autoproxy.stack.service_tags"
 
 
-def service_tags(tags, service=""):
+def service_tags(tags: Any, service: Any = "") -> dict[str, Any]:
     if isinstance(tags, str):
         tags = split_escaped(tags)
     elif not isinstance(tags, (list, tuple)):

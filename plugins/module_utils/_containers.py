@@ -39,7 +39,9 @@ Where this deliberately differs from registrator:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._addresses import host_port, parse_port
 from ansible_collections.autoproxy.stack.plugins.module_utils._durations import parse_duration_ns
@@ -88,6 +90,8 @@ _CHECK_KEYS = frozenset({
 })
 _SETTING_KEYS = frozenset({"name", "id", "tags", "ignore"}) | _CHECK_KEYS
 _RESERVED_META_PREFIXES = ("consul-", "autoproxy_")
+# warn(key as written, its value, why it was dropped or ignored)
+_KeyWarn = Callable[[str, str, str], None]
 OWNER_META = "autoproxy_owner"
 CONTAINER_META = "autoproxy_container"
 
@@ -107,7 +111,7 @@ class AgentOptions:
     default_check_interval: str = "10s"
     script_checks: bool = True         # False refuses SERVICE_CHECK_SCRIPT (a command run by the Consul agent)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         tags = self.tags
         if isinstance(tags, str):
             # registrator's -tags is one comma-separated argument, split like SERVICE_TAGS.
@@ -220,7 +224,9 @@ def service_keys(inspect):
     return {key: value for key, (_raw, value) in _raw_service_keys(inspect).items()}
 
 
-def _split_port_keys(keys, port_numbers, warn):
+def _split_port_keys(
+    keys: dict[str, tuple[str, str]], port_numbers: set[int], warn: _KeyWarn
+) -> tuple[dict[str, tuple[str, str]], dict[int, dict[str, tuple[str, str]]]]:
     """Separate generic keys from SERVICE_<port>_<KEY> ones, warning about port keys that cannot apply."""
     generic = {}
     per_port = {}
@@ -247,7 +253,7 @@ def _split_port_keys(keys, port_numbers, warn):
 # ports and addresses
 
 
-def _parse_port_key(key):
+def _parse_port_key(key: str) -> tuple[int, str] | None:
     number, _sep, proto = key.partition("/")
     port = parse_port(number)
     proto = (proto or "tcp").lower()
@@ -274,7 +280,7 @@ def _network_mode(inspect):
     return _str(_dict(_dict(inspect).get("HostConfig")).get("NetworkMode"))
 
 
-def _published_binding(inspect, port, proto):
+def _published_binding(inspect: Any, port: int, proto: str) -> tuple[int, str] | None:
     """The first host binding of a port: (host port, host IP), or None when it is not published."""
     bindings = _dict(_dict(_dict(inspect).get("NetworkSettings")).get("Ports")).get(f"{port}/{proto}")
     for binding in _list(bindings):
@@ -429,7 +435,7 @@ def _service_id(inspect, keys, port, proto, options, warn):
     return value
 
 
-def _service_tags(keys, proto, options, warn):
+def _service_tags(keys: dict[str, tuple[str, str]], proto: str, options: AgentOptions, warn: _KeyWarn) -> list[str]:
     raw, value = keys.get("tags", ("SERVICE_TAGS", ""))
     tags = []
     # registrator's SERVICE_TAGS rule: split on ',', '\,' is a literal comma.
@@ -489,7 +495,9 @@ def _check_path(keys, key, warn):
     return value
 
 
-def _http_check(keys, kind, address, port, warn):
+def _http_check(
+    keys: dict[str, tuple[str, str]], kind: str, address: str, port: int, warn: _KeyWarn
+) -> dict[str, Any] | None:
     path = _check_path(keys, "check_" + kind, warn)
     if path is None:
         return None
@@ -524,7 +532,7 @@ def _ttl_check(keys, warn):
     return {"TTL": value.strip()}
 
 
-def _grpc_check(keys, address, port):
+def _grpc_check(keys: dict[str, tuple[str, str]], address: str, port: int) -> dict[str, Any]:
     check = {"GRPC": host_port(address, port)}
     if _truthy(keys.get("check_grpc_use_tls", ("", ""))[1]):
         check["GRPCUseTLS"] = True
@@ -533,7 +541,9 @@ def _grpc_check(keys, address, port):
     return check
 
 
-def _check_kind(keys, address, port, options, warn):
+def _check_kind(
+    keys: dict[str, tuple[str, str]], address: str, port: int, options: AgentOptions, warn: _KeyWarn
+) -> dict[str, Any] | None:
     """The first usable check in registrator's order: http, https, cmd, script, ttl, tcp, grpc."""
     def given(key):
         return keys.get(key, ("", ""))[1] != ""

@@ -23,6 +23,7 @@ import hashlib
 import json
 import re
 import signal as _signal
+from typing import Any
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._addresses import split_host_port
 from ansible_collections.autoproxy.stack.plugins.module_utils._containers import CONTAINER_META, OWNER_META
@@ -204,7 +205,7 @@ def registrator_cleanup_ids(agent_services, hostname, live_container_names, owne
 # fast first probe
 
 
-def probe_target(registration, cap=1.0):
+def probe_target(registration: dict[str, Any], cap: float = 1.0) -> dict[str, Any] | None:
     """What to probe before the service is routed, or None when its check cannot be probed here.
 
     Returns ``{"kind": "http", "url", "method", "tls_skip_verify", "timeout"}`` or
