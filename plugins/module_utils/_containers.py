@@ -39,9 +39,8 @@ Where this deliberately differs from registrator:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._addresses import host_port, parse_port
 from ansible_collections.autoproxy.stack.plugins.module_utils._durations import parse_duration_ns
