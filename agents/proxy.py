@@ -27,7 +27,8 @@ from typing import Any
 
 from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default
 from ansible_collections.autoproxy.stack.agents._proxy_guard import DropGuard
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError, fetch_instances
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import fetch_instances
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
     CONFIG_NAME,
     HaproxyError,

@@ -30,14 +30,7 @@ import docker
 
 from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default
 from ansible_collections.autoproxy.stack.agents._registrator_runtime import KeyedSerialExecutor, probe_once
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import (
-    ConsulClient,
-    ConsulError,
-    agent_services_where,
-    filter_string,
-    register_service_checks,
-    update_ttl_check,
-)
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError, filter_string
 from ansible_collections.autoproxy.stack.plugins.module_utils._containers import (
     AgentOptions,
     container_name,
@@ -183,7 +176,7 @@ class RegistratorAgent:
 
     # ---- Consul state this agent owns
     def owned_for(self, name):
-        found = agent_services_where(self.consul, f"Meta.{CONTAINER_META} == {filter_string(name)}")
+        found = self.consul.agent_services_where(f"Meta.{CONTAINER_META} == {filter_string(name)}")
         return owned_services(found, self.options.owner)
 
     def _expect(self, service_id, present):
@@ -295,7 +288,7 @@ class RegistratorAgent:
     def _send(self, registration, name):
         try:
             # Replacing checks drops one the previous definition had and this one has not.
-            register_service_checks(self.consul, registration, True)
+            self.consul.register_service(registration, replace_existing_checks=True)
         except ConsulError as exc:
             if exc.status is None:
                 raise  # Consul unreachable: the reconciliation retries
@@ -365,7 +358,7 @@ class RegistratorAgent:
             return
         status = consul_status(health)
         for service_id in sorted(self.owned_for(name)):
-            update_ttl_check(self.consul, health_check_id(service_id), status, f"Docker health status: {health}")
+            self.consul.update_ttl_check(health_check_id(service_id), status, f"Docker health status: {health}")
         self.health_sent[name] = (status, time.monotonic())
         log.info("%s: Docker health %s -> Consul %s", name, health, status)
 

@@ -199,7 +199,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError, fetch_instances
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import fetch_instances
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul_module import (
     consul_argument_spec,
     consul_client,
