@@ -25,6 +25,7 @@ import socket
 import sys
 import threading
 import time
+from typing import Any
 
 import docker
 
@@ -175,7 +176,7 @@ class RegistratorAgent:
         self.probing = {}              # service ID -> (container name, digest) probed before it is registered
 
     # ---- Consul state this agent owns
-    def owned_for(self, name):
+    def owned_for(self, name: str) -> dict[str, Any]:
         found = self.consul.agent_services_where(f"Meta.{CONTAINER_META} == {filter_string(name)}")
         return owned_services(found, self.options.owner)
 
@@ -285,7 +286,7 @@ class RegistratorAgent:
                 return
         self._send(registration, name)
 
-    def _send(self, registration, name):
+    def _send(self, registration: dict[str, Any], name: str) -> None:
         try:
             # Replacing checks drops one the previous definition had and this one has not.
             self.consul.register_service(registration, replace_existing_checks=True)
@@ -351,7 +352,7 @@ class RegistratorAgent:
         for service_id in sorted(self.owned_for(name)):
             self.deregister(service_id, name, f" before it stops (signal {signal_value})")
 
-    def update_health(self, name):
+    def update_health(self, name: str) -> None:
         inspect = self.inspect(name)
         health = docker_health_status(inspect) if inspect else None
         if health is None:

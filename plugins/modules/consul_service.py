@@ -204,9 +204,11 @@ differences:
   sample: [port, "checks[service:www-vm1].interval"]
 """
 
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul_module import (
     consul_argument_spec,
     consul_client,
@@ -253,7 +255,7 @@ ARGUMENT_SPEC = consul_argument_spec(
 )
 
 
-def read_registration(client, service_id):
+def read_registration(client: ConsulClient, service_id: str) -> dict[str, Any] | None:
     service = client.agent_service(service_id)
     return current_registration(service, client.agent_checks() if service is not None else {})
 
@@ -267,7 +269,7 @@ def deregister(module, client, service_id):
             "differences": ["(service)"] if changed else [], "diff": {"before": view(current), "after": {}}}
 
 
-def register(module, client, desired):
+def register(module: AnsibleModule, client: ConsulClient, desired: dict[str, Any]) -> dict[str, Any]:
     current = read_registration(client, desired["id"])
     found = differences(current, desired)
     merged = merged_registration(current, desired)

@@ -356,7 +356,7 @@ class HaproxyConfig:
         return f"SIG{self.params['reload_signal']} sent"
 
     # ---- the task
-    def run(self):
+    def run(self) -> dict[str, Any]:
         table = build_routing_table(self.instances(), self.params["domains"])
         for warning in table.get("warnings", []):
             self.module.warn(warning)
