@@ -79,7 +79,7 @@ def haproxy_backend_name(name: str, routing_tag: str | None = None) -> str:
 def host_for_tag(name: str, routing_tag: str) -> str:
     """docs/RULES.md §1: the host of a tagged service (``www`` + ``hello`` -> ``www.hello``).
 
-    The service part gets §2's ``_`` -> ``.`` too, so a name valid for rule 2 stays a valid host.
+    The service part gets §2's ``_`` -> ``.`` too, so a name valid for §2 stays a valid host.
     """
     return f"{host_for_untagged(name)}.{routing_tag.lower()}"
 
