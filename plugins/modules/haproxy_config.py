@@ -417,8 +417,8 @@ class HaproxyConfig:
         """Owner, group, mode and SELinux context of each file as the options say (0644 for a new
         file when mode is not given, as HAProxy may read it as another user); True if anything changed."""
         for name in names:
-            file_args: dict[str, Any] = self.module.load_file_common_arguments(self.params,
-                                                                              path=os.path.join(path, name))
+            dest = os.path.join(path, name)
+            file_args: dict[str, Any] = self.module.load_file_common_arguments(self.params, path=dest)
             if file_args["mode"] is None and name in created:
                 file_args["mode"] = 0o644
             changed = self.module.set_fs_attributes_if_different(file_args, changed)
