@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Small pieces both agents need: retry pacing, option parsing, logging."""
+"""Small pieces both agents need: retry pacing, option defaults, logging."""
 
 from __future__ import annotations
 
@@ -14,10 +14,6 @@ import random
 def env_default(name, default):
     value = os.environ.get(name)
     return value if value not in (None, "") else default
-
-
-def split_list(value, sep=","):
-    return [part.strip() for part in (value or "").split(sep) if part.strip()]
 
 
 def setup_logging(level="INFO"):

@@ -23,10 +23,12 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
-from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default, split_list
+from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default
 from ansible_collections.autoproxy.stack.agents._proxy_guard import DropGuard
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError, fetch_instances
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import fetch_instances
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
     CONFIG_NAME,
     HaproxyError,
@@ -46,6 +48,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_runtime i
     send_command,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import build_routing_table
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import split_escaped
 
 log = logging.getLogger("autoproxy.proxy")
 SPARE_GROWTH_LIMIT = 32
@@ -109,10 +112,10 @@ def _comparable(table):
 
 
 class ProxyAgent:
-    def __init__(self, args):
+    def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.consul = ConsulClient(args.consul, token=args.consul_token)
-        self.domains = split_list(args.domains, ":")
+        self.domains = split_escaped(args.domains or "", ":", strip=True)
         self.settings = settings_from_args(args)
         self.runtime = RuntimeApi(args.runtime_socket, self.settings, drain_timeout=args.drain_timeout)
         self.guard = DropGuard(args.confirm_after, args.fault_hold)
@@ -124,8 +127,6 @@ class ProxyAgent:
         self.rejected = {}  # backend name -> its content when HAProxy rejected it
         self.last_fault = None
         self.recheck_at = None
-        self.reloads = 0
-        self.runtime_updates = 0
         self.last_change = time.monotonic()
         self.health_snapshot = None  # the health watch's last (checks, index), read by apply()
         self.known = {}  # services fetch_instances() read again once, see there
@@ -169,7 +170,7 @@ class ProxyAgent:
             time.sleep(0.05)
         raise HaproxyError(f"no new HAProxy worker after {timeout:.0f}s")
 
-    def reload(self, table, why, settings=None):
+    def reload(self, table: dict[str, Any], why: str, settings: HaproxySettings | None = None) -> None:
         """Render, validate and apply ``table`` with a master reload; ``settings`` replace the
         running ones only once the new worker runs."""
         settings = settings or self.settings
@@ -182,7 +183,6 @@ class ProxyAgent:
             self.settings = self.runtime.settings = settings
             log.info("the running config declares %d spare backends", settings.spare_backends)
         self.installed(table)
-        self.reloads += 1
         log.info("reloaded HAProxy (%s): %d backends", why, len(table["backends"]))
 
     def grown_spares(self):
@@ -216,7 +216,7 @@ class ProxyAgent:
         return files, kept
 
     # ---- applying
-    def apply(self):
+    def apply(self) -> bool:
         instances, _unused = fetch_instances(self.consul, checks=self.health_snapshot, known=self.known)
         wanted = self.build(instances)
         table, held, recheck = self.guard.filter(self.applied, wanted, time.monotonic(), self.last_fault)
@@ -244,7 +244,6 @@ class ProxyAgent:
         # Servers only: HAProxy already runs the change; the file follows for the next reload.
         write_files(self.args.config_dir, files or render_haproxy_config(table, self.settings))
         self.applied, self.state = table, plan.state
-        self.runtime_updates += 1
         self.last_change = time.monotonic()
         log.info("applied %d Runtime API changes without a reload (%d backends)", len(plan.steps),
                  len(table["backends"]))

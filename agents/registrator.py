@@ -25,19 +25,13 @@ import socket
 import sys
 import threading
 import time
+from typing import Any
 
 import docker
 
 from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default
 from ansible_collections.autoproxy.stack.agents._registrator_runtime import KeyedSerialExecutor, probe_once
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import (
-    ConsulClient,
-    ConsulError,
-    agent_services_where,
-    filter_string,
-    register_service_checks,
-    update_ttl_check,
-)
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError, filter_string
 from ansible_collections.autoproxy.stack.plugins.module_utils._containers import (
     AgentOptions,
     container_name,
@@ -182,8 +176,8 @@ class RegistratorAgent:
         self.probing = {}              # service ID -> (container name, digest) probed before it is registered
 
     # ---- Consul state this agent owns
-    def owned_for(self, name):
-        found = agent_services_where(self.consul, f"Meta.{CONTAINER_META} == {filter_string(name)}")
+    def owned_for(self, name: str) -> dict[str, Any]:
+        found = self.consul.agent_services_where(f"Meta.{CONTAINER_META} == {filter_string(name)}")
         return owned_services(found, self.options.owner)
 
     def _expect(self, service_id, present):
@@ -292,10 +286,10 @@ class RegistratorAgent:
                 return
         self._send(registration, name)
 
-    def _send(self, registration, name):
+    def _send(self, registration: dict[str, Any], name: str) -> None:
         try:
             # Replacing checks drops one the previous definition had and this one has not.
-            register_service_checks(self.consul, registration, True)
+            self.consul.register_service(registration, replace_existing_checks=True)
         except ConsulError as exc:
             if exc.status is None:
                 raise  # Consul unreachable: the reconciliation retries
@@ -358,14 +352,14 @@ class RegistratorAgent:
         for service_id in sorted(self.owned_for(name)):
             self.deregister(service_id, name, f" before it stops (signal {signal_value})")
 
-    def update_health(self, name):
+    def update_health(self, name: str) -> None:
         inspect = self.inspect(name)
         health = docker_health_status(inspect) if inspect else None
         if health is None:
             return
         status = consul_status(health)
         for service_id in sorted(self.owned_for(name)):
-            update_ttl_check(self.consul, health_check_id(service_id), status, f"Docker health status: {health}")
+            self.consul.update_ttl_check(health_check_id(service_id), status, f"Docker health status: {health}")
         self.health_sent[name] = (status, time.monotonic())
         log.info("%s: Docker health %s -> Consul %s", name, health, status)
 

@@ -42,7 +42,8 @@ import urllib.request
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, fetch_instances  # noqa: E402
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient  # noqa: E402
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import fetch_instances  # noqa: E402
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (  # noqa: E402
     render_validated,
     write_files,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # PRIVATE to the collection. Connection options of every module that talks to Consul; the
-    # argument spec is CONNECTION_ARGSPEC in module_utils/_consul.py (+ _consul_module.py).
+    # argument spec is CONNECTION_ARGSPEC in module_utils/_consul_module.py.
     DOCUMENTATION = r"""
 options:
   url:

@@ -13,8 +13,8 @@ name: haproxy_backend_name
 short_description: The HAProxy backend name the autoproxy proxy gives a service
 version_added: 0.1.0
 description:
-  - C(<tag>_<service>_backend) for a service routed by tag (the design's rule 1), C(<service>_backend) for one without
-    routing tags (rule 2). Useful to read HAProxy's stats or Runtime API for a service.
+  - C(<tag>_<service>_backend) for a service routed by tag (routing rule 1 of docs/RULES.md), C(<service>_backend)
+    for one without routing tags (routing rule 2). Useful to read HAProxy's stats or Runtime API for a service.
 options:
   _input:
     description: The service name.

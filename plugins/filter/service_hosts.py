@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._tags import service_hosts as hosts_of
-from ansible_collections.autoproxy.stack.plugins.module_utils._tags import split_tag_string, valid_service_name
+from ansible_collections.autoproxy.stack.plugins.module_utils._tags import valid_service_name
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import split_escaped
 from ansible_collections.autoproxy.stack.plugins.plugin_utils._filter_input import describe_kind
 
 DOCUMENTATION = r"""
@@ -15,8 +18,8 @@ name: service_hosts
 short_description: The host names a Consul service instance is routed under
 version_added: 0.1.0
 description:
-  - Gives every host name the autoproxy proxy routes to an instance of a service with these tags (the design's
-    routing rules 1 to 4), in the proxy's order.
+  - Gives every host name the autoproxy proxy routes to an instance of a service with these tags (routing rules
+    1 to 4 of the collection's docs/RULES.md), in the proxy's order.
   - A routing tag T gives C(<service>.T); no routing tag gives the service name with C(_) turned into C(.); aliases
     are added; then each host is also repeated under every domain.
   - Tags the proxy would drop are ignored here too; see P(autoproxy.stack.service_tags#filter) for the warnings.
@@ -68,12 +71,12 @@ _value:
 FQCN = "autoproxy.stack.service_hosts"
 
 
-def service_hosts(name, tags=(), domains=()):
+def service_hosts(name: Any, tags: Any = (), domains: Any = ()) -> list[str]:
     if not valid_service_name(name):
         raise AnsibleFilterError(f"{FQCN}: {name!r} is not a routable service name "
                                  "(1-200 of A-Z a-z 0-9 _ . - that form a host name)")
     if isinstance(tags, str):
-        tags = split_tag_string(tags)
+        tags = split_escaped(tags)
     elif not isinstance(tags, (list, tuple)):
         raise AnsibleFilterError(f"{FQCN}: tags must be a list or a comma-separated string, not {describe_kind(tags)}")
     if not isinstance(domains, (str, list, tuple)):

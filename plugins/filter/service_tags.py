@@ -4,9 +4,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._tags import parse_tags, split_tag_string
+from ansible_collections.autoproxy.stack.plugins.module_utils._tags import parse_tags
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import split_escaped
 from ansible_collections.autoproxy.stack.plugins.plugin_utils._filter_input import describe_kind
 
 DOCUMENTATION = r"""
@@ -14,7 +17,7 @@ name: service_tags
 short_description: Sort a Consul service's tags into routing tags, aliases, options and metadata
 version_added: 0.1.0
 description:
-  - Reads a service instance's tags the way the autoproxy proxy does (the design's routing rules 1, 4, 5 and 7).
+  - Reads a service instance's tags the way the autoproxy proxy does (routing rules 1, 4, 5 and 7 of docs/RULES.md).
   - A host name fragment is a routing tag; C(server_alias=X) and C(server_aliases=X,Y) add aliases; C(sticky_session),
     C(weight=N), C(balance=ALGO) and C(maxconn=N) are options; any other C(key=value) is metadata.
   - A tag that fits none of these is dropped with a warning naming the service and the tag, as the proxy drops it.
@@ -85,9 +88,9 @@ _value:
 FQCN = "autoproxy.stack.service_tags"
 
 
-def service_tags(tags, service=""):
+def service_tags(tags: Any, service: Any = "") -> dict[str, Any]:
     if isinstance(tags, str):
-        tags = split_tag_string(tags)
+        tags = split_escaped(tags)
     elif not isinstance(tags, (list, tuple)):
         raise AnsibleFilterError(f"{FQCN}: the input must be a list of tags or a comma-separated string, "
                                  f"not {describe_kind(tags)}")

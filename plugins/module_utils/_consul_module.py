@@ -11,9 +11,20 @@ a failed Consul request into a message that says what to fix.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import CONNECTION_ARGSPEC, ConsulClient
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import DEFAULT_URL, ConsulClient, ConsulError
+
+# The connection options, as doc_fragments/_consul.py documents them.
+CONNECTION_ARGSPEC: dict[str, dict[str, Any]] = {
+    "url": {"type": "str", "default": DEFAULT_URL, "fallback": (env_fallback, ["CONSUL_HTTP_ADDR"])},
+    "token": {"type": "str", "no_log": True, "fallback": (env_fallback, ["CONSUL_HTTP_TOKEN"])},
+    "validate_certs": {"type": "bool", "default": True},
+    "ca_path": {"type": "path"},
+    "timeout": {"type": "float", "default": 10.0},
+}
 
 _HINTS = {
     400: "Consul refused the request as invalid; fix the option its message names",
@@ -28,31 +39,29 @@ _UNREACHABLE_HINT = (
 )
 
 
-def consul_argument_spec(**options):
+def consul_argument_spec(**options: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The connection options, url and token also read from CONSUL_HTTP_ADDR / CONSUL_HTTP_TOKEN, plus ``options``."""
     spec = {name: dict(option) for name, option in CONNECTION_ARGSPEC.items()}
-    spec["url"]["fallback"] = (env_fallback, ["CONSUL_HTTP_ADDR"])
-    spec["token"]["fallback"] = (env_fallback, ["CONSUL_HTTP_TOKEN"])
     spec.update(options)
     return spec
 
 
-def api_url(value):
+def api_url(value: str) -> str:
     """CONSUL_HTTP_ADDR may be ``host:port`` without a scheme, as Consul's CLI allows."""
     return value if "://" in value else "http://" + value
 
 
-def consul_client(params):
+def consul_client(params: dict[str, Any]) -> ConsulClient:
     return ConsulClient(api_url(params["url"]), token=params.get("token"), timeout=params["timeout"],
                         ca_path=params.get("ca_path"), validate_certs=params["validate_certs"])
 
 
-def consul_failure(exc, doing):
+def consul_failure(exc: ConsulError, doing: str) -> str:
     """The fail_json message for a ConsulError raised while ``doing`` something."""
     hint = _HINTS.get(exc.status, _UNREACHABLE_HINT if exc.status is None else "")
     return f"{doing} failed: {exc}" + (f". Hint: {hint}." if hint else "")
 
 
-def consul_status(exc):
+def consul_status(exc: ConsulError) -> dict[str, int]:
     """The extra fail_json keys for a ConsulError: the HTTP status, when Consul answered."""
     return {} if exc.status is None else {"status": exc.status}

@@ -40,10 +40,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Callable
 
+from ansible_collections.autoproxy.stack.plugins.module_utils._addresses import host_port, parse_port
 from ansible_collections.autoproxy.stack.plugins.module_utils._durations import parse_duration_ns
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import is_ip_literal
-from ansible_collections.autoproxy.stack.plugins.module_utils._tags import split_tag_string
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import clip, show, split_escaped
 
 __all__ = ["NETWORK_LABEL", "AgentOptions", "container_name", "container_services", "service_keys"]
 
@@ -59,6 +61,8 @@ _DURATION_HINT = "not a duration above zero like 10s, 500ms, 1m"
 _META_KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _META_MAX_KEYS = 64
 _META_MAX_VALUE = 512
+# Characters of a container-given value quoted in a warning.
+_SHOWN_CHARS = 80
 
 # Letters, digits, '_', '-', '.' keep a name usable in Consul's HTTP paths and in the proxy's host
 # names; anything else (spaces, '/', '?', control characters) would be refused or break lookups.
@@ -85,6 +89,8 @@ _CHECK_KEYS = frozenset({
 })
 _SETTING_KEYS = frozenset({"name", "id", "tags", "ignore"}) | _CHECK_KEYS
 _RESERVED_META_PREFIXES = ("consul-", "autoproxy_")
+# warn(key as written, its value, why it was dropped or ignored)
+_KeyWarn = Callable[[str, str, str], None]
 OWNER_META = "autoproxy_owner"
 CONTAINER_META = "autoproxy_container"
 
@@ -104,11 +110,11 @@ class AgentOptions:
     default_check_interval: str = "10s"
     script_checks: bool = True         # False refuses SERVICE_CHECK_SCRIPT (a command run by the Consul agent)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         tags = self.tags
         if isinstance(tags, str):
-            # registrator's -tags is one comma-separated argument.
-            tags = [tag.strip() for tag in tags.split(",") if tag.strip()]
+            # registrator's -tags is one comma-separated argument, split like SERVICE_TAGS.
+            tags = split_escaped(tags, strip=True)
         # A tuple keeps the frozen dataclass hashable; a lone non-list is wrapped so validation names it.
         object.__setattr__(self, "tags", tuple(tags) if isinstance(tags, (list, tuple)) else (tags,))
         _validate_options(self)
@@ -155,14 +161,6 @@ def _str(value):
     return value if isinstance(value, str) else ""
 
 
-def _port_number(text):
-    """1-65535 from ASCII digits, else None (str.isdigit() also accepts digits int() refuses, like '²')."""
-    if not _ASCII_DIGITS_RE.fullmatch(text) or len(text) > 5:
-        return None
-    number = int(text)
-    return number if 0 < number < 65536 else None
-
-
 def _is_positive_duration(value):
     """A Go duration above zero. Consul refuses a zero interval or TTL; a zero or negative timeout
     or deregister delay would only mean "not set", so every check duration must be above zero."""
@@ -172,14 +170,13 @@ def _is_positive_duration(value):
     return nanoseconds is not None and nanoseconds > 0
 
 
-def _clip(text, limit=80):
-    """Text from a container, made safe for a one-line warning: escaped control characters, bounded length."""
-    text = _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-    return text[:limit] + "..." if len(text) > limit else text
+def _clip(text: str) -> str:
+    """Text from a container, made safe for a one-line warning (container names keep their letters)."""
+    return clip(text, _SHOWN_CHARS, keep_non_ascii=True)
 
 
-def _show(value):
-    return f"'{_clip(value)}'"
+def _show(value: str) -> str:
+    return show(value, _SHOWN_CHARS, keep_non_ascii=True)
 
 
 def _truthy(value):
@@ -226,7 +223,9 @@ def service_keys(inspect):
     return {key: value for key, (_raw, value) in _raw_service_keys(inspect).items()}
 
 
-def _split_port_keys(keys, port_numbers, warn):
+def _split_port_keys(
+    keys: dict[str, tuple[str, str]], port_numbers: set[int], warn: _KeyWarn
+) -> tuple[dict[str, tuple[str, str]], dict[int, dict[str, tuple[str, str]]]]:
     """Separate generic keys from SERVICE_<port>_<KEY> ones, warning about port keys that cannot apply."""
     generic = {}
     per_port = {}
@@ -234,7 +233,7 @@ def _split_port_keys(keys, port_numbers, warn):
         raw, value = keys[key]
         head, sep, rest = key.partition("_")
         if sep and _ASCII_DIGITS_RE.fullmatch(head) and rest:
-            port = _port_number(head)
+            port = parse_port(head)
             if port is None:
                 warn(raw, value, f"ignored: {_show(head)} is not a port number")
             elif port not in port_numbers:
@@ -253,9 +252,9 @@ def _split_port_keys(keys, port_numbers, warn):
 # ports and addresses
 
 
-def _parse_port_key(key):
+def _parse_port_key(key: str) -> tuple[int, str] | None:
     number, _sep, proto = key.partition("/")
-    port = _port_number(number)
+    port = parse_port(number)
     proto = (proto or "tcp").lower()
     if port is None or not proto.isascii() or not proto.isalpha():
         return None
@@ -280,13 +279,13 @@ def _network_mode(inspect):
     return _str(_dict(_dict(inspect).get("HostConfig")).get("NetworkMode"))
 
 
-def _published_binding(inspect, port, proto):
+def _published_binding(inspect: Any, port: int, proto: str) -> tuple[int, str] | None:
     """The first host binding of a port: (host port, host IP), or None when it is not published."""
     bindings = _dict(_dict(_dict(inspect).get("NetworkSettings")).get("Ports")).get(f"{port}/{proto}")
     for binding in _list(bindings):
-        host_port = _str(_dict(binding).get("HostPort"))
-        if _port_number(host_port) is not None:
-            return _port_number(host_port), _str(_dict(binding).get("HostIp"))
+        published = parse_port(_str(_dict(binding).get("HostPort")))
+        if published is not None:
+            return published, _str(_dict(binding).get("HostIp"))
     return None
 
 
@@ -389,10 +388,6 @@ def _service_address(inspect, options, host_ip_hint, warn_text):
     return ip
 
 
-def _host_port(address, port):
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
 # --------------------------------------------------------------------------------------------
 # name, ID, tags, meta
 
@@ -439,11 +434,11 @@ def _service_id(inspect, keys, port, proto, options, warn):
     return value
 
 
-def _service_tags(keys, proto, options, warn):
+def _service_tags(keys: dict[str, tuple[str, str]], proto: str, options: AgentOptions, warn: _KeyWarn) -> list[str]:
     raw, value = keys.get("tags", ("SERVICE_TAGS", ""))
     tags = []
-    # split_tag_string is registrator's SERVICE_TAGS rule: split on ',', '\,' is a literal comma.
-    for tag in split_tag_string(value):
+    # registrator's SERVICE_TAGS rule: split on ',', '\,' is a literal comma.
+    for tag in split_escaped(value):
         tag = tag.strip()
         if not tag:
             continue
@@ -499,11 +494,13 @@ def _check_path(keys, key, warn):
     return value
 
 
-def _http_check(keys, kind, address, port, warn):
+def _http_check(
+    keys: dict[str, tuple[str, str]], kind: str, address: str, port: int, warn: _KeyWarn
+) -> dict[str, Any] | None:
     path = _check_path(keys, "check_" + kind, warn)
     if path is None:
         return None
-    check = {"HTTP": f"{kind}://{_host_port(address, port)}{path}"}
+    check = {"HTTP": f"{kind}://{host_port(address, port)}{path}"}
     method_key = f"check_{kind}_method"
     if keys.get(method_key, ("", ""))[1]:
         raw, value = keys[method_key]
@@ -534,8 +531,8 @@ def _ttl_check(keys, warn):
     return {"TTL": value.strip()}
 
 
-def _grpc_check(keys, address, port):
-    check = {"GRPC": _host_port(address, port)}
+def _grpc_check(keys: dict[str, tuple[str, str]], address: str, port: int) -> dict[str, Any]:
+    check = {"GRPC": host_port(address, port)}
     if _truthy(keys.get("check_grpc_use_tls", ("", ""))[1]):
         check["GRPCUseTLS"] = True
         if _truthy(keys.get("check_tls_skip_verify", ("", ""))[1]):
@@ -543,7 +540,9 @@ def _grpc_check(keys, address, port):
     return check
 
 
-def _check_kind(keys, address, port, options, warn):
+def _check_kind(
+    keys: dict[str, tuple[str, str]], address: str, port: int, options: AgentOptions, warn: _KeyWarn
+) -> dict[str, Any] | None:
     """The first usable check in registrator's order: http, https, cmd, script, ttl, tcp, grpc."""
     def given(key):
         return keys.get(key, ("", ""))[1] != ""
@@ -569,7 +568,7 @@ def _check_kind(keys, address, port, options, warn):
         if check:
             return check
     if given("check_tcp") and _truthy(keys["check_tcp"][1]):
-        return {"TCP": _host_port(address, port)}
+        return {"TCP": host_port(address, port)}
     if given("check_grpc") and _truthy(keys["check_grpc"][1]):
         return _grpc_check(keys, address, port)
     return None

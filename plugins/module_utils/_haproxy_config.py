@@ -4,7 +4,7 @@
 
 """Render a routing table as haproxy.cfg plus a host -> backend map file.
 
-Rule 7, defence in depth: the table is re-checked here value by value, although
+docs/RULES.md §7, defence in depth: the table is re-checked here value by value, although
 build_routing_table() already dropped bad input. Anything unexpected raises ValueError, so no
 value can ever add a line, a directive or a comment to the config.
 """
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
+from ansible_collections.autoproxy.stack.plugins.module_utils._addresses import MAX_PORT, host_port
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import (
-    MAX_PORT,
     SERVER_NAME_RE,
     is_ip_literal,
     valid_address,
@@ -28,8 +28,8 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
     MAXCONN_RANGE,
     WEIGHT_RANGE,
     is_host_fragment,
-    show,
 )
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import show
 
 NO_ROUTE_BACKEND = "autoproxy_no_route"
 RESERVED_PROXY_NAMES = frozenset((NO_ROUTE_BACKEND, "http", "stats"))
@@ -47,7 +47,7 @@ _INDENT = "    "
 
 @dataclass
 class HaproxySettings:
-    """Proxy-wide settings; check_* are HAProxy's own server checks (rule 6)."""
+    """Proxy-wide settings; check_* are HAProxy's own server checks (docs/RULES.md §6)."""
 
     http_port: int = 80
     stats_port: int = 1936
@@ -260,15 +260,8 @@ def _stats(settings: HaproxySettings) -> list[str]:
     return _section("listen stats", lines)
 
 
-def _server_address(address: str, port: int) -> str:
-    # '[v6]:port' is unambiguous where 'v6:port' is not; HAProxy 2.6+ accepts it.
-    if is_ip_literal(address) and ":" in address:
-        return f"[{address}]:{port:d}"
-    return f"{address}:{port:d}"
-
-
 def check_arguments(settings: HaproxySettings) -> str:
-    """HAProxy's own check of every server (rule 6), and how soon its idle connections close.
+    """HAProxy's own check of every server (docs/RULES.md §6), and how soon its idle connections close.
 
     A removed server can only be deleted once it has no connection at all, idle ones in the
     reuse pool included, and HAProxy closes half of those every ``pool-purge-delay`` (5s by default).
@@ -284,7 +277,7 @@ def server_arguments(
     default-server supplies the check timing) or, given ``runtime_settings``, in a Runtime API
     ``add server``, which does not inherit default-server and so gets every keyword spelled out."""
     settings = runtime_settings
-    words = [_server_address(server["address"], server["port"])]
+    words = [host_port(server["address"], server["port"])]
     words += [check_arguments(settings)] if settings is not None else ["check"]
     if options.get("sticky_session"):
         words += ["cookie", server["name"]]

@@ -23,7 +23,9 @@ import hashlib
 import json
 import re
 import signal as _signal
+from typing import Any
 
+from ansible_collections.autoproxy.stack.plugins.module_utils._addresses import split_host_port
 from ansible_collections.autoproxy.stack.plugins.module_utils._containers import CONTAINER_META, OWNER_META
 from ansible_collections.autoproxy.stack.plugins.module_utils._durations import parse_duration
 
@@ -203,7 +205,7 @@ def registrator_cleanup_ids(agent_services, hostname, live_container_names, owne
 # fast first probe
 
 
-def probe_target(registration, cap=1.0):
+def probe_target(registration: dict[str, Any], cap: float = 1.0) -> dict[str, Any] | None:
     """What to probe before the service is routed, or None when its check cannot be probed here.
 
     Returns ``{"kind": "http", "url", "method", "tls_skip_verify", "timeout"}`` or
@@ -219,9 +221,9 @@ def probe_target(registration, cap=1.0):
     if check.get("HTTP"):
         return {"kind": "http", "url": check["HTTP"], "method": check.get("Method") or "GET",
                 "tls_skip_verify": bool(check.get("TLSSkipVerify")), "timeout": timeout}
-    if check.get("TCP"):
-        host, _sep, port = check["TCP"].rpartition(":")
-        return {"kind": "tcp", "host": host.strip("[]"), "port": int(port), "timeout": timeout}
+    target = split_host_port(check["TCP"]) if check.get("TCP") else None
+    if target is not None:
+        return {"kind": "tcp", "host": target[0], "port": target[1], "timeout": timeout}
     return None
 
 

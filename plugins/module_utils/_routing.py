@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ansible_collections.autoproxy.stack.plugins.module_utils._addresses import MAX_PORT, host_port, parse_port
 from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
     BACKEND_NAME_RE,
     ParsedTags,
@@ -25,15 +26,14 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
     memberships,
     normalise_domains,
     parse_tags,
-    show,
     valid_service_name,
 )
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import show
 
 BACKEND_OPTIONS = ("balance", "maxconn", "sticky_session")
 SERVER_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 _SERVER_NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_.-]")
 _MAX_ID_LENGTH = 1024
-MAX_PORT = 65535
 # Consul registers its servers' RPC port as service "consul": not HTTP, never routed. Its UI
 # is routed through the service the consul role registers (consul-admin_infra).
 UNROUTED_SERVICES = frozenset(("consul",))
@@ -68,16 +68,6 @@ def is_ip_literal(value: Any) -> bool:
 def valid_address(value: Any) -> bool:
     """True for an address HAProxy can use on a server line: IP literal or host name."""
     return is_ip_literal(value) or is_host_fragment(value)
-
-
-def _port(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and re.match(r"[0-9]{1,5}\Z", value):
-        value = int(value)
-    if isinstance(value, int) and 1 <= value <= MAX_PORT:
-        return value
-    return None
 
 
 class _Instance:
@@ -145,7 +135,7 @@ def _check_instance(
         return dropped("node must be a string")
     if not valid_address(raw.get("address")):
         return dropped(f"address {show(raw.get('address'))} is not an IP address or host name")
-    port = _port(raw.get("port"))
+    port = parse_port(raw.get("port"))
     if port is None:
         return dropped(f"port {show(raw.get('port'))} is not an integer 1-{MAX_PORT}")
     tags = raw.get("tags")
@@ -275,7 +265,7 @@ def _unique(items: list[str]) -> list[str]:
 
 
 def build_routing_table(instances: Iterable[Any], domains: Any) -> dict[str, Any]:
-    """Build the routing table from normalised Consul health entries (rules 1-7).
+    """Build the routing table from normalised Consul health entries (docs/RULES.md §1-§9).
 
     Each entry is ``{"service", "id", "node", "address", "port", "tags", "passing"}``.
     ``domains`` is a list (or an ``HAPROXY_DOMAIN``-style ``:``-separated string).
@@ -309,8 +299,6 @@ def route_lines(table: dict[str, Any]) -> list[str]:
     lines = []
     for host, backend in table.get("hosts", {}).items():
         servers = table["backends"][backend]["servers"]
-        targets = ", ".join(
-            ("[%s]:%s" if ":" in s["address"] else "%s:%s") % (s["address"], s["port"]) for s in servers
-        )
+        targets = ", ".join(host_port(server["address"], server["port"]) for server in servers)
         lines.append("{} -> {} -> {}".format(host, backend, targets or "(no passing server: 503)"))
     return lines

@@ -4,7 +4,7 @@
 
 """Consul service tags: routing tags, option tags, metadata, host and backend names.
 
-These are routing rules 1-5 and 7 of the design. Everything here is pure and stdlib-only so the
+These are docs/RULES.md §1-§5 and §7. Everything here is pure and stdlib-only so the
 modules, the filters and the agents share one implementation.
 """
 
@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import show
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # The look-ahead caps the total length; \Z (not $) so a trailing newline never matches.
@@ -33,7 +35,6 @@ MAXCONN_RANGE = (1, 1000000)
 
 _TRUE_WORDS = ("true", "yes", "on", "1")
 _FALSE_WORDS = ("false", "no", "off", "0")
-_SHOWN_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -52,34 +53,8 @@ def is_host_fragment(value: Any) -> bool:
     return isinstance(value, str) and HOST_FRAGMENT_RE.match(value) is not None
 
 
-def show(value: Any) -> str:
-    """Quote a value for a warning: escaped, shortened, never multi-line."""
-    text = value if isinstance(value, str) else repr(value)
-    if len(text) > _SHOWN_CHARS:
-        text = text[:_SHOWN_CHARS] + "..."
-    return "'" + text.encode("unicode_escape").decode("ascii").replace("'", "\\'") + "'"
-
-
-def split_tag_string(text: str) -> list[str]:
-    """Split a SERVICE_TAGS value on commas, registrator-style (a backslash escapes a comma)."""
-    parts = [""]
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char == "\\" and text[index + 1 : index + 2] == ",":
-            parts[-1] += ","
-            index += 2
-            continue
-        if char == ",":
-            parts.append("")
-        else:
-            parts[-1] += char
-        index += 1
-    return [part for part in parts if part != ""]
-
-
 def host_for_untagged(name: str) -> str:
-    """Rule 2: the host of a service without routing tags (``www_hello`` -> ``www.hello``)."""
+    """docs/RULES.md §2: the host of a service without routing tags (``www_hello`` -> ``www.hello``)."""
     return name.replace("_", ".").lower()
 
 
@@ -91,7 +66,7 @@ def valid_service_name(name: Any) -> bool:
 
 
 def haproxy_backend_name(name: str, routing_tag: str | None = None) -> str:
-    """``<tag>_<name>_backend`` (rule 1) or ``<name>_backend`` (rule 2); ValueError if unroutable."""
+    """``<tag>_<name>_backend`` (§1) or ``<name>_backend`` (§2); ValueError if unroutable."""
     if not valid_service_name(name):
         raise ValueError(f"invalid service name {show(name)}")
     if routing_tag is None:
@@ -102,9 +77,9 @@ def haproxy_backend_name(name: str, routing_tag: str | None = None) -> str:
 
 
 def host_for_tag(name: str, routing_tag: str) -> str:
-    """Rule 1: the host of a tagged service (``www`` + ``hello`` -> ``www.hello``).
+    """docs/RULES.md §1: the host of a tagged service (``www`` + ``hello`` -> ``www.hello``).
 
-    The service part gets rule 2's ``_`` -> ``.`` too, so a name valid for rule 2 stays a valid host.
+    The service part gets §2's ``_`` -> ``.`` too, so a name valid for §2 stays a valid host.
     """
     return f"{host_for_untagged(name)}.{routing_tag.lower()}"
 
@@ -223,9 +198,9 @@ class _TagParser:
 
 
 def parse_tags(tags: Iterable[Any] | None, *, service: str = "") -> ParsedTags:
-    """Sort an instance's tags into routing tags, aliases, options and metadata (rules 1, 4, 5, 7).
+    """Sort an instance's tags into routing tags, aliases, options and metadata (docs/RULES.md §1, §4, §5, §7).
 
-    A single string is one tag (use split_tag_string() for a SERVICE_TAGS value). Bad tags are
+    A single string is one tag (use _text.split_escaped() for a SERVICE_TAGS value). Bad tags are
     dropped; each leaves a warning naming the service and the tag. The first value of a repeated
     option wins.
     """
@@ -258,7 +233,7 @@ def normalise_domains(domains: Any) -> tuple[list[str], list[str]]:
 
 
 def expand_hosts(hosts: Iterable[str], domains: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Rule 3: each host as itself and under every domain; too-long results dropped with a warning."""
+    """docs/RULES.md §3: each host as itself and under every domain; too-long results dropped with a warning."""
     result: list[str] = []
     rejected: list[str] = []
     for host in hosts:
@@ -273,8 +248,8 @@ def expand_hosts(hosts: Iterable[str], domains: Iterable[str]) -> tuple[list[str
 def memberships(name: str, parsed: ParsedTags) -> list[tuple[str | None, list[str]]]:
     """(routing tag, hosts before domains) for each backend an instance joins.
 
-    One backend per routing tag (rule 1), or one untagged backend (rule 2); each answers to its
-    own host and to rule 4's aliases.
+    One backend per routing tag (docs/RULES.md §1), or one untagged backend (§2); each answers to its
+    own host and to §4's aliases.
     """
     routed: list[tuple[str | None, str]] = [(tag, host_for_tag(name, tag)) for tag in parsed.routing]
     return [
@@ -290,7 +265,7 @@ def base_hosts(name: str, parsed: ParsedTags) -> list[str]:
 
 
 def service_hosts(name: str, tags: Iterable[Any] | None, domains: Any) -> list[str]:
-    """Every host name an instance of service ``name`` with ``tags`` answers to (rules 1-4).
+    """Every host name an instance of service ``name`` with ``tags`` answers to (docs/RULES.md §1-§4).
 
     An unroutable service name gives an empty list.
     """

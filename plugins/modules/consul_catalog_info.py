@@ -102,8 +102,8 @@ routes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import (
-    ConsulError,
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import (
     fetch_instances,
     normalise_health_entry,
 )

@@ -204,13 +204,11 @@ differences:
   sample: [port, "checks[service:www-vm1].interval"]
 """
 
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import (
-    ConsulError,
-    agent_checks,
-    register_service_checks,
-)
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul_module import (
     consul_argument_spec,
     consul_client,
@@ -257,9 +255,9 @@ ARGUMENT_SPEC = consul_argument_spec(
 )
 
 
-def read_registration(client, service_id):
+def read_registration(client: ConsulClient, service_id: str) -> dict[str, Any] | None:
     service = client.agent_service(service_id)
-    return current_registration(service, agent_checks(client) if service is not None else {})
+    return current_registration(service, client.agent_checks() if service is not None else {})
 
 
 def deregister(module, client, service_id):
@@ -271,7 +269,7 @@ def deregister(module, client, service_id):
             "differences": ["(service)"] if changed else [], "diff": {"before": view(current), "after": {}}}
 
 
-def register(module, client, desired):
+def register(module: AnsibleModule, client: ConsulClient, desired: dict[str, Any]) -> dict[str, Any]:
     current = read_registration(client, desired["id"])
     found = differences(current, desired)
     merged = merged_registration(current, desired)
@@ -282,7 +280,7 @@ def register(module, client, desired):
         service = view(merged)
         if not module.check_mode:
             send_checks = "checks" in desired
-            register_service_checks(client, registration_body(merged, send_checks), send_checks)
+            client.register_service(registration_body(merged, send_checks), replace_existing_checks=send_checks)
             service = view(read_registration(client, desired["id"]))
     return {"changed": bool(found), "operation": operation, "service": service, "differences": found,
             "diff": {"before": view(current), "after": service}}

@@ -17,10 +17,14 @@ description:
     the lines HAProxy refused.
   - Writes both files atomically into O(path), optionally keeping backups, and optionally reloads a running HAProxy
     through its master CLI or a signal to its container, checking that the reload took.
-  - Reports a change only when a file's content differs.
+  - Reports a change when a file's content differs, or its owner, group, mode or SELinux context differs from the
+    options that set them. Only a change of content reloads HAProxy.
+  - A file it creates gets mode C(0644) unless O(mode) says otherwise; a file it replaces keeps its owner, group, mode
+    and SELinux context unless the options say otherwise.
 extends_documentation_fragment:
   - autoproxy.stack._consul
   - autoproxy.stack._consul.ACTIONGROUP
+  - ansible.builtin.files
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying target.
@@ -32,6 +36,9 @@ attributes:
     details: One text diff per file.
   idempotent:
     description: When run twice in a row with the same arguments, the second run reports no change.
+    support: full
+  safe_file_operations:
+    description: Uses Ansible's strict file operation functions to ensure proper permissions and avoid data corruption.
     support: full
 options:
   path:
@@ -195,11 +202,14 @@ reload_output:
 """
 
 import os
+import tempfile
 import time
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError, fetch_instances
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import fetch_instances
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul_module import (
     consul_argument_spec,
     consul_client,
@@ -213,7 +223,6 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply imp
     master_command,
     read_config_dir,
     validate_files,
-    write_files,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
     HaproxySettings,
@@ -347,7 +356,7 @@ class HaproxyConfig:
         return f"SIG{self.params['reload_signal']} sent"
 
     # ---- the task
-    def run(self):
+    def run(self) -> dict[str, Any]:
         table = build_routing_table(self.instances(), self.params["domains"])
         for warning in table.get("warnings", []):
             self.module.warn(warning)
@@ -366,23 +375,54 @@ class HaproxyConfig:
             result["reloaded"] = self.params["reload"] != "none"
             if not self.module.check_mode:
                 result["backup_files"] = self.write(path, files, current, changed_names)
-                if result["reloaded"]:
-                    result["reload_output"] = self.reload()
+        # In check mode a file not written yet has no attributes to compare; it counts as changed already.
+        existing = [name for name in sorted(files) if not self.module.check_mode or current[name] is not None]
+        created = [name for name in changed_names if current[name] is None]
+        result["changed"] = self.set_attributes(path, existing, created, result["changed"])
+        if result["reloaded"] and not self.module.check_mode:
+            result["reload_output"] = self.reload()
         if self.module._diff:
             result["diff"] = [{"before_header": os.path.join(path, name), "after_header": os.path.join(path, name),
                                "before": current[name] or "", "after": files[name]} for name in sorted(files)]
         return result
 
-    def write(self, path, files, current, changed_names):
+    def write(self, path: str, files: dict[str, str], current: dict[str, str | None],
+              changed_names: list[str]) -> list[str]:
+        """Replace each changed file through Ansible's atomic_move, haproxy.cfg last, so a reader
+        that sees the new config also sees the files it names; return the backups made."""
         backups = []
         if self.params["backup"]:
             backups = [self.module.backup_local(os.path.join(path, name))
                        for name in changed_names if current[name] is not None]
         try:
-            write_files(path, files)
-        except OSError as exc:
+            os.makedirs(path, exist_ok=True)
+            for name in sorted(changed_names, key=lambda name: name == CONFIG_NAME):
+                self.install(os.path.join(path, name), files[name])
+        # atomic_move raises a bare Exception in ansible-core 2.19 (it called fail_json before).
+        except Exception as exc:  # noqa: BLE001
             self.module.fail_json(msg=f"cannot write the configuration to {path}: {exc}", backup_files=backups)
         return backups
+
+    def install(self, dest: str, text: str) -> None:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=f".{os.path.basename(dest)}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            self.module.atomic_move(tmp, dest, unsafe_writes=self.params["unsafe_writes"])
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def set_attributes(self, path: str, names: list[str], created: list[str], changed: bool) -> bool:
+        """Owner, group, mode and SELinux context of each file as the options say (0644 for a new
+        file when mode is not given, as HAProxy may read it as another user); True if anything changed."""
+        for name in names:
+            dest = os.path.join(path, name)
+            file_args: dict[str, Any] = self.module.load_file_common_arguments(self.params, path=dest)
+            if file_args["mode"] is None and name in created:
+                file_args["mode"] = 0o644
+            changed = self.module.set_fs_attributes_if_different(file_args, changed)
+        return changed
 
 
 def main():
@@ -391,6 +431,7 @@ def main():
         required_together=[("stats_user", "stats_password")],
         required_if=[("reload", "signal", ["container"])],
         supports_check_mode=True,
+        add_file_common_args=True,
     )
     module.exit_json(**HaproxyConfig(module).run())
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import urllib.parse
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import (
-    ConsulClient,
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import (
     fetch_instances,
     normalise_health_entry,
 )

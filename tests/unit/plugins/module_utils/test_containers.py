@@ -591,6 +591,20 @@ def test_tags_split_like_registrator(value, expected):
     assert registrations[0]["Tags"] == expected
 
 
+@pytest.mark.parametrize("value, expected", [
+    (r"a\,b, c ,,d", ("a,b", "c", "d")),
+    (r"x\\,y", ("x\\,y",)),
+    (r"a\b,\,", ("a\\b", ",")),
+    (r"dc1\,rack2", ("dc1,rack2",)),
+])
+def test_agent_tags_split_like_service_tags(value, expected):
+    # registrator's -tags is one comma-separated argument; '\,' is a comma there as in SERVICE_TAGS.
+    options = opts(tags=value)
+    assert options.tags == expected
+    registrations, _unused = run(inspect(env=["SERVICE_TAGS=" + value]), options)
+    assert registrations[0]["Tags"] == list(expected)
+
+
 def test_tag_with_control_character_dropped():
     registrations, warnings = run(inspect(labels={"SERVICE_TAGS": "ok,bad\nline"}))
     assert registrations[0]["Tags"] == ["ok"]

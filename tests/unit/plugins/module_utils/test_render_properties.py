@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Property tests (rule 7): whatever names and tags containers carry, every rendered config passes
+"""Property tests (docs/RULES.md §7): whatever names and tags containers carry, every rendered config passes
 the real ``haproxy -c``, nothing adds a line, hostile input is dropped with a warning, and a good
 service next to bad ones is always routed.
 
@@ -25,7 +25,8 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config im
     render_haproxy_config,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import build_routing_table, valid_address
-from ansible_collections.autoproxy.stack.plugins.module_utils._tags import show, valid_service_name
+from ansible_collections.autoproxy.stack.plugins.module_utils._tags import valid_service_name
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import show
 
 NASTY = ["\n", "\r", "#", ";", "'", '"', " ", "\t", "\\", "\u00e9", "\u2028", "\x00", "{", "}", "%[", "$(x)",
          "=", ",", ":", "/", "\n    server evil 6.6.6.6:80", "\nbackend evil\n", "_", ".", "-"]

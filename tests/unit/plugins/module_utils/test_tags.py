@@ -15,9 +15,9 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
     normalise_domains,
     parse_tags,
     service_hosts,
-    split_tag_string,
     valid_service_name,
 )
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import split_escaped
 
 DOMAINS = ["127.0.0.1.nip.io", "test"]
 
@@ -224,7 +224,7 @@ def test_string_is_one_tag():
     ],
 )
 def test_split_tag_string(text, tags):
-    assert split_tag_string(text) == tags
+    assert split_escaped(text) == tags
 
 
 @pytest.mark.parametrize(
