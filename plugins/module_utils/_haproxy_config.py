@@ -322,7 +322,8 @@ def _no_route() -> list[str]:
 
 def _stats(settings: HaproxySettings) -> list[str]:
     # Read-only on purpose: no 'stats admin', so nobody can disable servers through it.
-    lines = [f"bind :{settings.stats_port:d}", f"maxconn {settings.stats_maxconn:d}", "stats enable", "stats uri /", "stats refresh 5s", "stats show-legends"]
+    lines = [f"bind :{settings.stats_port:d}", f"maxconn {settings.stats_maxconn:d}", "stats enable", "stats uri /",
+             "stats refresh 5s", "stats show-legends"]
     if settings.stats_user is not None:
         lines.append(f"stats auth {settings.stats_user}:{settings.stats_password}")
     return _section("listen stats", lines)
