@@ -138,7 +138,7 @@ options:
     elements: str
     default: []
   consul_ui_service:
-    description: Service name of the Consul UI; each host routed to it is guarded by O(consul_ui_access), empty for none.
+    description: The Consul UI's service name; each host routed to it is guarded by O(consul_ui_access), none if empty.
     type: str
     default: consul-admin_infra
   consul_ui_access:
