@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply imp
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
     HaproxySettings,
+    fit_to_fd_limit,
     render_haproxy_config,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_frontend import (
@@ -141,6 +143,19 @@ def settings_from_args(args):
     )
 
 
+def fitted(settings):
+    """HAProxy refuses to start when maxconn needs more file descriptors than it may open."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        return settings
+    fit = fit_to_fd_limit(settings, hard)
+    if fit is not settings:
+        log.warning("maxconn %d needs more file descriptors than this container may open (%d): using maxconn %d; "
+                    "raise the limit (docker run --ulimit nofile=...) or lower --maxconn", settings.maxconn, hard,
+                    fit.maxconn)
+    return fit
+
+
 def _comparable(table):
     return {"backends": table["backends"], "hosts": table["hosts"]}
 
@@ -150,7 +165,7 @@ class ProxyAgent:
         self.args = args
         self.consul = ConsulClient(args.consul, token=args.consul_token)
         self.domains = split_list(args.domains, ":")
-        self.settings = settings_from_args(args)
+        self.settings = fitted(settings_from_args(args))
         self.runtime = RuntimeApi(args.runtime_socket, self.settings, drain_timeout=args.drain_timeout)
         self.guard = DropGuard(args.confirm_after, args.fault_hold)
         self.changed = threading.Event()

@@ -11,6 +11,7 @@ value can ever add a line, a directive or a comment to the config.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -379,6 +380,22 @@ def _backend(name: str, backend: Mapping[str, Any], settings: HaproxySettings) -
     lines.append(f"default-server {check_arguments(settings)}")
     lines += [_server_line(server, options) for server in sorted(backend["servers"], key=lambda item: item["name"])]
     return _section(f"backend {name}", lines)
+
+
+# HAProxy needs two descriptors per connection plus some for listeners, checks and sockets
+# (it asked for 8223 at maxconn 4096), and refuses to start when it cannot raise its limit.
+FDS_PER_CONNECTION = 2
+FDS_RESERVED = 256
+
+
+def fit_to_fd_limit(settings: HaproxySettings, fd_limit: int) -> HaproxySettings:
+    """``settings`` with every maxconn lowered so that HAProxy fits in ``fd_limit`` descriptors
+    (the process's hard RLIMIT_NOFILE); unchanged when they fit already."""
+    most = max(1, (fd_limit - FDS_RESERVED) // FDS_PER_CONNECTION)
+    if settings.maxconn <= most:
+        return settings
+    return dataclasses.replace(settings, maxconn=most, http_maxconn=min(settings.http_maxconn, most),
+                               stats_maxconn=min(settings.stats_maxconn, most))
 
 
 def spare_backend_names(settings: HaproxySettings) -> list[str]:

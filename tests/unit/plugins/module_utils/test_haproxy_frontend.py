@@ -21,6 +21,7 @@ import pytest
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
     HaproxySettings,
+    fit_to_fd_limit,
     render_haproxy_config,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_frontend import (
@@ -313,3 +314,27 @@ def test_access_log_json(tmp_path, haproxy_bin):
 def test_bad_frontend_settings_raise(changes):
     with pytest.raises(ValueError):
         render_haproxy_config({"backends": {}, "hosts": {}}, dataclasses.replace(HaproxySettings(), **changes))
+
+
+def test_maxconn_fits_the_fd_limit(tmp_path, haproxy_bin):
+    settings = HaproxySettings(runtime_socket=str(tmp_path / "admin.sock"), http_port=_free_port(),
+                               stats_port=_free_port())
+    assert fit_to_fd_limit(settings, 1048576) is settings
+    fit = fit_to_fd_limit(settings, 1024)
+    assert (fit.maxconn, fit.http_maxconn, fit.stats_maxconn) == (384, 384, 64)
+    # HAProxy itself starts within that limit (and does not with the unfitted settings).
+    for candidate, starts in ((fit, True), (settings, False)):
+        files = render_haproxy_config({"backends": {}, "hosts": {}}, candidate)
+        for name, text in files.items():
+            (tmp_path / name).write_text(text)
+        proc = subprocess.Popen(["sh", "-c", 'ulimit -n 1024 && exec "$0" -db -f "$1"', haproxy_bin,
+                                 str(tmp_path / "haproxy.cfg")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        try:
+            output, _unused = proc.communicate(timeout=2)
+            running = False
+        except subprocess.TimeoutExpired:
+            running = True
+            proc.terminate()
+            output = proc.communicate(timeout=10)[0]
+        assert running == starts, output
