@@ -165,4 +165,3 @@ def consul_ui_rules(hosts: list[str], access: str, with_auth: bool) -> list[str]
 def consul_ui_userlist(user: str, password: str) -> list[str]:
     """The userlist section the Consul UI's basic auth checks against."""
     return [f"userlist {CONSUL_UI_USERLIST}", f"    user {user} insecure-password {password}", ""]
-

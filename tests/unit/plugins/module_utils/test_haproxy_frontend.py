@@ -81,8 +81,8 @@ def test_lookalikes_normalise_to_no_routed_host(header):
 
 
 def test_check_networks():
-    assert check_networks(["10.0.0.0/8", "192.168.1.7", "fd00::/8"], "x") == ["10.0.0.0/8", "192.168.1.7/32",
-                                                                               "fd00::/8"]
+    expected = ["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"]
+    assert check_networks(["10.0.0.0/8", "192.168.1.7", "fd00::/8"], "x") == expected
     for bad in (["10.0.0.0/33"], ["any"], "10.0.0.0/8", [8]):
         with pytest.raises(ValueError, match="x"):
             check_networks(bad, "x")
