@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -38,7 +39,13 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply imp
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
     HaproxySettings,
+    fit_to_fd_limit,
     render_haproxy_config,
+)
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_frontend import (
+    ACCESS_LOG_FORMATS,
+    CONSUL_UI_ACCESS,
+    consul_ui_hosts,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_runtime import (
     RunningState,
@@ -86,7 +93,24 @@ def parse_args(argv):
         help="seconds before a second read may confirm that more than half of the services are gone")
     add("--fault-hold", type=float, default=30.0,
         help="seconds after a Consul fault during which such a drop is never applied")
-    add("--access-log", action="store_true", help="log every request to stdout")
+    add("--access-log", action=argparse.BooleanOptionalAction, default=True,
+        help="log every request to stdout (docker logs), one line each")
+    add("--access-log-format", choices=sorted(ACCESS_LOG_FORMATS), default="text",
+        help="text (HAProxy's httplog fields plus the host) or json (one object per line)")
+    for name, default in (("connect", "1s"), ("client", "30s"), ("server", "30s"), ("tunnel", "1h"),
+                          ("http-request", "10s"), ("http-keep-alive", "10s")):
+        add(f"--timeout-{name}", default=default, help=f"HAProxy's timeout {name}")
+    add("--maxconn", type=int, default=4096, help="connections HAProxy holds at once (global maxconn)")
+    add("--http-maxconn", type=int, default=4000, help="connections the HTTP frontend takes at once")
+    add("--stats-maxconn", type=int, default=64, help="connections the stats page takes at once")
+    add("--trusted-networks", default=os.environ.get("AUTOPROXY_TRUSTED_NETWORKS", ""),
+        help="','-separated client networks (other proxies) whose X-Forwarded-* headers are kept")
+    add("--consul-ui-service", default="consul-admin_infra",
+        help="the Consul UI's service; its hosts are guarded (empty: none)")
+    add("--consul-ui-access", choices=CONSUL_UI_ACCESS, default="read_only",
+        help="read_only: GET/HEAD to read endpoints only; full: everything, behind basic auth")
+    add("--consul-ui-user", default=os.environ.get("AUTOPROXY_CONSUL_UI_USER"))
+    add("--consul-ui-password", default=os.environ.get("AUTOPROXY_CONSUL_UI_PASSWORD"))
     add("--wait", type=int, default=55, help="blocking query wait, seconds")
     return parser.parse_args(argv)
 
@@ -104,7 +128,35 @@ def settings_from_args(args):
         runtime_socket=args.runtime_socket,
         spare_backends=args.spare_backends,
         log_stdout=args.access_log,
+        log_format=args.access_log_format,
+        timeout_connect=args.timeout_connect,
+        timeout_client=args.timeout_client,
+        timeout_server=args.timeout_server,
+        timeout_tunnel=args.timeout_tunnel,
+        timeout_http_request=args.timeout_http_request,
+        timeout_http_keep_alive=args.timeout_http_keep_alive,
+        maxconn=args.maxconn,
+        http_maxconn=args.http_maxconn,
+        stats_maxconn=args.stats_maxconn,
+        trusted_networks=tuple(split_escaped(args.trusted_networks or "", ",", strip=True)),
+        consul_ui_service=args.consul_ui_service,
+        consul_ui_access=args.consul_ui_access,
+        consul_ui_user=args.consul_ui_user or None,
+        consul_ui_password=args.consul_ui_password or None,
     )
+
+
+def fitted(settings):
+    """HAProxy refuses to start when maxconn needs more file descriptors than it may open."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        return settings
+    fit = fit_to_fd_limit(settings, hard)
+    if fit is not settings:
+        log.warning("maxconn %d needs more file descriptors than this container may open (%d): using maxconn %d; "
+                    "raise the limit (docker run --ulimit nofile=...) or lower --maxconn", settings.maxconn, hard,
+                    fit.maxconn)
+    return fit
 
 
 def _comparable(table):
@@ -116,7 +168,7 @@ class ProxyAgent:
         self.args = args
         self.consul = ConsulClient(args.consul, token=args.consul_token)
         self.domains = split_escaped(args.domains or "", ":", strip=True)
-        self.settings = settings_from_args(args)
+        self.settings = fitted(settings_from_args(args))
         self.runtime = RuntimeApi(args.runtime_socket, self.settings, drain_timeout=args.drain_timeout)
         self.guard = DropGuard(args.confirm_after, args.fault_hold)
         self.changed = threading.Event()
@@ -227,6 +279,10 @@ class ProxyAgent:
         if _comparable(table) == _comparable(self.applied):
             return False
         plan = plan_changes(self.state, table)
+        guarded = self.settings.consul_ui_service
+        if not plan.reload_reason and consul_ui_hosts(table, guarded) != consul_ui_hosts(self.applied, guarded):
+            # Its guard is frontend config: a host routed through the Runtime API alone would be open.
+            plan.reload_reason = "the Consul UI's hosts changed"
         if plan.reload_reason:
             self.reload(table, plan.reload_reason, self.grown_spares() if plan.out_of_spares else None)
             return True
@@ -355,6 +411,11 @@ def runtime_pid(show_info):
 
 def main(argv):
     args = parse_args(argv)
+    try:
+        render_haproxy_config({"backends": {}, "hosts": {}}, settings_from_args(args))
+    except ValueError as exc:
+        log.error("invalid proxy settings: %s", exc)
+        return 2
     agent = ProxyAgent(args)
     signal.signal(signal.SIGTERM, agent.stop)
     signal.signal(signal.SIGINT, agent.stop)

@@ -11,12 +11,25 @@ value can ever add a line, a directive or a comment to the config.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._addresses import MAX_PORT, host_port
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_frontend import (
+    ACCESS_LOG_FORMATS,
+    CONSUL_UI_ACCESS,
+    HOST_EXPRESSION,
+    HOST_VARIABLE,
+    check_networks,
+    consul_ui_hosts,
+    consul_ui_rules,
+    consul_ui_userlist,
+    forwarding_rules,
+    log_format_line,
+)
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import (
     SERVER_NAME_RE,
     is_ip_literal,
@@ -26,6 +39,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
     BACKEND_NAME_RE,
     BALANCE_ALGORITHMS,
     MAXCONN_RANGE,
+    SERVICE_NAME_RE,
     WEIGHT_RANGE,
     is_host_fragment,
 )
@@ -61,13 +75,31 @@ class HaproxySettings:
     timeout_connect: str = "1s"
     timeout_client: str = "30s"
     timeout_server: str = "30s"
+    # Once a connection is upgraded (WebSocket) or tunnelled, this replaces client/server.
+    timeout_tunnel: str = "1h"
+    # Longest wait for a whole request header (slow clients hold a connection no longer).
+    timeout_http_request: str = "10s"
     hard_stop_after: str = "30s"
     max_reloads: int = 50
     runtime_socket: str = "/run/haproxy/admin.sock"
     # Relative on purpose: 'default-path config' resolves it next to haproxy.cfg.
     map_file: str = "hosts.map"
-    # Off by default: a log line per request costs throughput and most users read the stats page.
+    # The access log: one line per request on stdout, in log_format "text" or "json".
     log_stdout: bool = False
+    log_format: str = "text"
+    # Connections HAProxy holds at once (it raises its file-descriptor limit to match), and
+    # how many of them each frontend may take.
+    maxconn: int = 4096
+    http_maxconn: int = 4000
+    stats_maxconn: int = 64
+    # Clients (other proxies) whose own X-Forwarded-* headers are kept; CIDR networks.
+    trusted_networks: tuple[str, ...] = ()
+    # The Consul UI's service: its hosts are read-only ("read_only") or open ("full", only with
+    # consul_ui_user/consul_ui_password); "" guards nothing.
+    consul_ui_service: str = "consul-admin_infra"
+    consul_ui_access: str = "read_only"
+    consul_ui_user: str | None = None
+    consul_ui_password: str | None = None
     # How many spare backends to declare (see SPARE_BACKEND_PREFIX); 0 for a static config.
     spare_backends: int = 0
     # On a reload, idle keep-alive connections of the old worker stay open until their next
@@ -122,7 +154,8 @@ def _check_settings(settings: HaproxySettings) -> None:
     _int(settings.stats_port, 1, MAX_PORT, "stats_port")
     if settings.http_port == settings.stats_port:
         raise ValueError("http_port and stats_port must differ")
-    for what in ("check_interval", "timeout_connect", "timeout_client", "timeout_server", "hard_stop_after"):
+    for what in ("check_interval", "timeout_connect", "timeout_client", "timeout_server", "timeout_tunnel",
+                 "timeout_http_request", "hard_stop_after"):
         _match(DURATION_RE, getattr(settings, what), what)
     _int(settings.check_fall, 1, 1000, "check_fall")
     _int(settings.check_rise, 1, 1000, "check_rise")
@@ -135,6 +168,13 @@ def _check_settings(settings: HaproxySettings) -> None:
     _match(PATH_RE, settings.runtime_socket, "runtime_socket")
     _match(PATH_RE, settings.map_file, "map_file")
     _flag(settings.log_stdout, "log_stdout")
+    if settings.log_format not in ACCESS_LOG_FORMATS:
+        raise ValueError(f"log_format must be one of {', '.join(ACCESS_LOG_FORMATS)}, got {show(settings.log_format)}")
+    _int(settings.maxconn, 1, 10000000, "maxconn")
+    _int(settings.http_maxconn, 1, settings.maxconn, "http_maxconn (at most maxconn)")
+    _int(settings.stats_maxconn, 1, settings.maxconn, "stats_maxconn (at most maxconn)")
+    check_networks(settings.trusted_networks, "trusted_networks")
+    _check_consul_ui(settings)
     if (settings.stats_user is None) != (settings.stats_password is None):
         raise ValueError("stats_user and stats_password must be set together")
     if settings.stats_user is not None:
@@ -142,6 +182,25 @@ def _check_settings(settings: HaproxySettings) -> None:
         _match(
             STATS_PASSWORD_RE, settings.stats_password, "stats_password (no whitespace, quotes, '#' or '\\', max 128)"
         )
+
+
+def _check_consul_ui(settings: HaproxySettings) -> None:
+    if not isinstance(settings.consul_ui_service, str) or (
+            settings.consul_ui_service and SERVICE_NAME_RE.match(settings.consul_ui_service) is None):
+        raise ValueError(f"invalid consul_ui_service {show(settings.consul_ui_service)}")
+    if settings.consul_ui_access not in CONSUL_UI_ACCESS:
+        raise ValueError(f"consul_ui_access must be one of {', '.join(CONSUL_UI_ACCESS)}, "
+                         f"got {show(settings.consul_ui_access)}")
+    if (settings.consul_ui_user is None) != (settings.consul_ui_password is None):
+        raise ValueError("consul_ui_user and consul_ui_password must be set together")
+    if settings.consul_ui_user is None:
+        if settings.consul_ui_access == "full":
+            raise ValueError("consul_ui_access 'full' lets anyone write to Consul: it needs consul_ui_user and "
+                             "consul_ui_password")
+        return
+    _match(STATS_USER_RE, settings.consul_ui_user, "consul_ui_user (no whitespace, quotes, '#', ':' or '\\', max 64)")
+    _match(STATS_PASSWORD_RE, settings.consul_ui_password,
+           "consul_ui_password (no whitespace, quotes, '#' or '\\', max 128)")
 
 
 def _check_server(backend: str, server: Any) -> None:
@@ -202,6 +261,7 @@ def _global(settings: HaproxySettings) -> list[str]:
         f"hard-stop-after {settings.hard_stop_after}",
         f"mworker-max-reloads {settings.max_reloads:d}",
         f"stats socket {settings.runtime_socket} mode 600 level admin expose-fd listeners",
+        f"maxconn {settings.maxconn:d}",
     ]
     if settings.log_stdout:
         lines.append("log stdout format raw local0")
@@ -211,11 +271,13 @@ def _global(settings: HaproxySettings) -> list[str]:
 def _defaults(settings: HaproxySettings) -> list[str]:
     lines = ["mode http"]
     if settings.log_stdout:
-        lines += ["log global", "option httplog", "option dontlognull"]
+        lines += ["log global", log_format_line(settings.log_format), "option dontlognull"]
     lines += [
         f"timeout connect {settings.timeout_connect}",
         f"timeout client {settings.timeout_client}",
         f"timeout server {settings.timeout_server}",
+        f"timeout tunnel {settings.timeout_tunnel}",
+        f"timeout http-request {settings.timeout_http_request}",
         f"timeout http-keep-alive {settings.timeout_http_keep_alive}",
     ]
     if settings.retries:
@@ -226,22 +288,28 @@ def _defaults(settings: HaproxySettings) -> list[str]:
     return _section("defaults", lines)
 
 
-def _frontend(settings: HaproxySettings) -> list[str]:
-    return _section(
-        "frontend http",
-        [
-            f"bind :{settings.http_port:d}",
-            # Host names are case-insensitive and may carry a port. The map is looked up in an
-            # http-request rule, not in use_backend: HAProxy 2.6 opens use_backend's map only after
-            # parsing, outside 'default-path config', so a relative map path would not resolve.
-            f"http-request set-var(txn.backend) req.hdr(host),field(1,:),lower,map({settings.map_file})",
-            # An empty response may come from a server that processed the request: replay only
-            # the methods that are safe to repeat.
-            "http-request disable-l7-retry if !METH_GET !METH_HEAD !METH_OPTIONS",
-            "use_backend %[var(txn.backend)]",
-            f"default_backend {NO_ROUTE_BACKEND}",
-        ],
-    )
+def _frontend(settings: HaproxySettings, table: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"bind :{settings.http_port:d}",
+        f"maxconn {settings.http_maxconn:d}",
+        # Every Host form (port, case, one trailing dot) becomes the one the map holds, once.
+        f"http-request set-var({HOST_VARIABLE}) {HOST_EXPRESSION}",
+    ]
+    lines += forwarding_rules(check_networks(settings.trusted_networks, "trusted_networks"))
+    lines += consul_ui_rules(consul_ui_hosts(table, settings.consul_ui_service), settings.consul_ui_access,
+                             settings.consul_ui_user is not None)
+    lines += [
+        # The map is looked up in an http-request rule, not in use_backend: HAProxy 2.6 opens
+        # use_backend's map only after parsing, outside 'default-path config', so a relative map
+        # path would not resolve.
+        f"http-request set-var(txn.backend) var({HOST_VARIABLE}),map({settings.map_file})",
+        # An empty response may come from a server that processed the request: replay only
+        # the methods that are safe to repeat.
+        "http-request disable-l7-retry if !METH_GET !METH_HEAD !METH_OPTIONS",
+        "use_backend %[var(txn.backend)]",
+        f"default_backend {NO_ROUTE_BACKEND}",
+    ]
+    return _section("frontend http", lines)
 
 
 def _no_route() -> list[str]:
@@ -254,7 +322,9 @@ def _no_route() -> list[str]:
 
 
 def _stats(settings: HaproxySettings) -> list[str]:
-    lines = [f"bind :{settings.stats_port:d}", "stats enable", "stats uri /", "stats refresh 5s", "stats show-legends"]
+    # Read-only on purpose: no 'stats admin', so nobody can disable servers through it.
+    lines = [f"bind :{settings.stats_port:d}", f"maxconn {settings.stats_maxconn:d}", "stats enable", "stats uri /",
+             "stats refresh 5s", "stats show-legends"]
     if settings.stats_user is not None:
         lines.append(f"stats auth {settings.stats_user}:{settings.stats_password}")
     return _section("listen stats", lines)
@@ -305,6 +375,22 @@ def _backend(name: str, backend: Mapping[str, Any], settings: HaproxySettings) -
     return _section(f"backend {name}", lines)
 
 
+# HAProxy needs two descriptors per connection plus some for listeners, checks and sockets
+# (it asked for 8223 at maxconn 4096), and refuses to start when it cannot raise its limit.
+FDS_PER_CONNECTION = 2
+FDS_RESERVED = 256
+
+
+def fit_to_fd_limit(settings: HaproxySettings, fd_limit: int) -> HaproxySettings:
+    """``settings`` with every maxconn lowered so that HAProxy fits in ``fd_limit`` descriptors
+    (the process's hard RLIMIT_NOFILE); unchanged when they fit already."""
+    most = max(1, (fd_limit - FDS_RESERVED) // FDS_PER_CONNECTION)
+    if settings.maxconn <= most:
+        return settings
+    return dataclasses.replace(settings, maxconn=most, http_maxconn=min(settings.http_maxconn, most),
+                               stats_maxconn=min(settings.stats_maxconn, most))
+
+
 def spare_backend_names(settings: HaproxySettings) -> list[str]:
     """The spare backends a config rendered with these settings declares."""
     return [f"{SPARE_BACKEND_PREFIX}{index:04d}" for index in range(settings.spare_backends)]
@@ -325,7 +411,9 @@ def render_haproxy_config(table: Mapping[str, Any], settings: HaproxySettings | 
     _check_settings(settings)
     _check_table(table)
     lines = ["# Generated by autoproxy.stack; local edits are overwritten.", ""]
-    lines += _global(settings) + _defaults(settings) + _frontend(settings) + _no_route() + _stats(settings)
+    lines += _global(settings) + _defaults(settings) + _frontend(settings, table) + _no_route() + _stats(settings)
+    if settings.consul_ui_user is not None:
+        lines += consul_ui_userlist(settings.consul_ui_user, settings.consul_ui_password or "")
     for name in sorted(table["backends"]):
         lines += _backend(name, table["backends"][name], settings)
     for name in spare_backend_names(settings):

@@ -87,6 +87,80 @@ options:
     description: Log every request to stdout.
     type: bool
     default: false
+  access_log_format:
+    description:
+      - Format of the access log, see the collection's README.
+      - V(text) is HAProxy's C(httplog) fields with the routed host before the request line; V(json) is one JSON object
+        per line.
+    type: str
+    choices: [text, json]
+    default: text
+  timeouts:
+    description:
+      - HAProxy durations (such as C(30s), C(1h)) for C(timeout connect), C(client), C(server), C(tunnel) (an upgraded
+        connection such as a WebSocket), C(http-request) and C(http-keep-alive). Keys left out keep their defaults.
+    type: dict
+    suboptions:
+      connect:
+        description: HAProxy C(timeout connect).
+        type: str
+        default: 1s
+      client:
+        description: HAProxy C(timeout client).
+        type: str
+        default: 30s
+      server:
+        description: HAProxy C(timeout server).
+        type: str
+        default: 30s
+      tunnel:
+        description: HAProxy C(timeout tunnel).
+        type: str
+        default: 1h
+      http_request:
+        description: HAProxy C(timeout http-request).
+        type: str
+        default: 10s
+      http_keep_alive:
+        description: HAProxy C(timeout http-keep-alive).
+        type: str
+        default: 10s
+  maxconn:
+    description: Connections HAProxy holds at once (global C(maxconn)).
+    type: int
+    default: 4096
+  http_maxconn:
+    description: Connections the HTTP frontend takes at once, at most O(maxconn).
+    type: int
+    default: 4000
+  stats_maxconn:
+    description: Connections the stats page takes at once, at most O(maxconn).
+    type: int
+    default: 64
+  trusted_networks:
+    description:
+      - Client networks (CIDR) whose own C(X-Forwarded-*), C(X-Real-IP) and C(Forwarded) headers are kept.
+      - From any other client these headers are removed and set anew.
+    type: list
+    elements: str
+    default: []
+  consul_ui_service:
+    description: The Consul UI's service name; each host routed to it is guarded by O(consul_ui_access), none if empty.
+    type: str
+    default: consul-admin_infra
+  consul_ui_access:
+    description:
+      - V(read_only) lets only GET and HEAD through to the Consul UI and refuses Consul's write endpoints (and its
+        snapshot) with 403; V(full) lets everything through and requires O(consul_ui_user) and O(consul_ui_password).
+    type: str
+    choices: [read_only, full]
+    default: read_only
+  consul_ui_user:
+    description: User for basic auth on the Consul UI. Requires O(consul_ui_password).
+    type: str
+  consul_ui_password:
+    description: Password for basic auth on the Consul UI. Requires O(consul_ui_user).
+    type: str
   validate:
     description:
       - Run C(haproxy -c) on the new configuration before writing it.
@@ -249,6 +323,23 @@ ARGUMENT_SPEC = consul_argument_spec(
     check_interval={"type": "str", "default": "2s"},
     runtime_socket={"type": "str", "default": "/run/haproxy/admin.sock"},
     access_log={"type": "bool", "default": False},
+    access_log_format={"type": "str", "choices": ["text", "json"], "default": "text"},
+    timeouts={"type": "dict", "options": {
+        "connect": {"type": "str", "default": "1s"},
+        "client": {"type": "str", "default": "30s"},
+        "server": {"type": "str", "default": "30s"},
+        "tunnel": {"type": "str", "default": "1h"},
+        "http_request": {"type": "str", "default": "10s"},
+        "http_keep_alive": {"type": "str", "default": "10s"},
+    }},
+    maxconn={"type": "int", "default": 4096},
+    http_maxconn={"type": "int", "default": 4000},
+    stats_maxconn={"type": "int", "default": 64},
+    trusted_networks={"type": "list", "elements": "str", "default": []},
+    consul_ui_service={"type": "str", "default": "consul-admin_infra"},
+    consul_ui_access={"type": "str", "choices": ["read_only", "full"], "default": "read_only"},
+    consul_ui_user={"type": "str"},
+    consul_ui_password={"type": "str", "no_log": True},
     validate={"type": "bool", "default": True},
     haproxy_binary={"type": "str", "default": "haproxy"},
     container={"type": "str"},
@@ -276,9 +367,15 @@ class HaproxyConfig:
 
     def settings(self):
         p = self.params
+        timeouts = {f"timeout_{name}": value for name, value in (p["timeouts"] or {}).items() if value is not None}
         return HaproxySettings(http_port=p["http_port"], stats_port=p["stats_port"], stats_user=p["stats_user"],
                                stats_password=p["stats_password"], check_interval=p["check_interval"],
-                               runtime_socket=p["runtime_socket"], log_stdout=p["access_log"])
+                               runtime_socket=p["runtime_socket"], log_stdout=p["access_log"],
+                               log_format=p["access_log_format"], maxconn=p["maxconn"], http_maxconn=p["http_maxconn"],
+                               stats_maxconn=p["stats_maxconn"], trusted_networks=tuple(p["trusted_networks"]),
+                               consul_ui_service=p["consul_ui_service"], consul_ui_access=p["consul_ui_access"],
+                               consul_ui_user=p["consul_ui_user"], consul_ui_password=p["consul_ui_password"],
+                               **timeouts)
 
     # ---- validation
     def validate(self, files, table):
@@ -428,8 +525,8 @@ class HaproxyConfig:
 def main():
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
-        required_together=[("stats_user", "stats_password")],
-        required_if=[("reload", "signal", ["container"])],
+        required_together=[("stats_user", "stats_password"), ("consul_ui_user", "consul_ui_password")],
+        required_if=[("reload", "signal", ["container"]), ("consul_ui_access", "full", ["consul_ui_user"])],
         supports_check_mode=True,
         add_file_common_args=True,
     )

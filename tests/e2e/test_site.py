@@ -9,6 +9,7 @@ beside it, and is torn down afterwards, also on failure."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -185,6 +186,40 @@ def test_stats_page_in_a_browser(site_output, chromium):
     assert "Statistics Report" in chromium.find_element(By.TAG_NAME, "body").text
 
 
+def proxy_request(host, method, path, body=b"", headers=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{PROXY_PORT}{path}", data=body, method=method,
+                                 headers={"Host": host, **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_consul_ui_through_the_proxy_is_read_only(site_output):
+    wait_for("the Consul UI", lambda: ok_body(f"consul-admin.infra.{DOMAINS[0]}", "/ui/"))
+    before = consul_get("/v1/catalog/services")
+    hijack = json.dumps({"ID": "evil", "Name": "www", "Tags": ["hello"], "Address": "10.6.6.6", "Port": 80}).encode()
+    for host in (f"consul-admin.infra.{DOMAINS[0]}", "CONSUL-ADMIN.INFRA.TEST.:80"):
+        assert proxy_request(host, "PUT", "/v1/agent/service/register", hijack) == 403
+        assert proxy_request(host, "PUT", "/v1/kv/autoproxy-e2e", b"x") == 403
+    assert consul_get("/v1/catalog/services") == before
+
+
+def test_access_log_line_on_the_proxy_stdout(site_output):
+    marker = f"/e2e-{os.getpid()}"
+    http_get("www.hello.test.", marker)
+    proxy = f"{PREFIX}_proxy"
+
+    def logged():
+        proc = subprocess.run(["docker", "logs", proxy], capture_output=True, text=True, check=False)
+        return [line for line in proc.stdout.splitlines() if marker in line]
+
+    lines = wait_for("the access log line on the proxy's stdout", logged, timeout=10)
+    assert len(lines) == 1 and " hello_www_backend/" in lines[0]
+    assert f'"www.hello.test" "GET {marker} HTTP/1.1"' in lines[0]
+
+
 def test_unknown_host_gets_503(site_output):
     status, _unused = http_get("nothing.here.test")
     assert status == 503
@@ -213,6 +248,23 @@ def test_scale_down_to_one_replica(ansible, site_output):
     assert running.split() == [f"{PREFIX}_web_1"]
     only = wait_for("one hostname left", hello_hostname)
     assert all(hello_hostname() == only for _unused in range(20))
+
+
+def test_secrets_stay_out_of_verbose_output_and_full_consul_access_needs_auth(ansible, site_output):
+    password, token = f"pw{os.urandom(8).hex()}", f"tk{os.urandom(8).hex()}"
+    output = ansible.playbook("site", "-v", "-e", "proxy_stats_user=admin", "-e", f"proxy_stats_password={password}",
+                              "-e", "proxy_consul_ui_access=full", "-e", "proxy_consul_ui_user=admin",
+                              "-e", f"proxy_consul_ui_password={password}", "-e", f"registrator_consul_token={token}")
+    assert password not in output and token not in output
+    assert "AUTOPROXY_STATS_PASSWORD" not in output and "CONSUL_HTTP_TOKEN" not in output
+    host = f"consul-admin.infra.{DOMAINS[0]}"
+    auth = {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
+    wait_for("the Consul UI behind basic auth", lambda: proxy_request(host, "GET", "/ui/") == 401, timeout=30)
+    wait_for("the Consul UI with the password", lambda: proxy_request(host, "GET", "/ui/", headers=auth) == 200,
+             timeout=30)
+    assert proxy_request(host, "PUT", "/v1/kv/autoproxy-e2e", b"x") == 401
+    assert proxy_request(host, "PUT", "/v1/kv/autoproxy-e2e", b"x", auth) == 200
+    assert proxy_request(f"proxy-admin.infra.{DOMAINS[1]}", "GET", "/") == 401
 
 
 def test_teardown_removes_everything_the_stack_made(ansible, site_output):
