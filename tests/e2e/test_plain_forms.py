@@ -18,7 +18,7 @@ import os
 import re
 import subprocess
 
-import playbooks
+import playbook_runs
 import pytest
 import support
 from support import ROOT, docker, free_port, wait_for
@@ -38,7 +38,7 @@ CHECKOUT = {"ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg")}
 
 def checkout(*args, expect_failure=False):
     env = {key: value for key, value in os.environ.items() if key != "ANSIBLE_COLLECTIONS_PATH"}
-    return playbooks.run([*args, *APART], env=dict(env, **CHECKOUT), expect_failure=expect_failure)
+    return playbook_runs.run([*args, *APART], env=dict(env, **CHECKOUT), expect_failure=expect_failure)
 
 
 def made_by_stack():
@@ -75,12 +75,12 @@ def prepared_host():
 
 def test_check_mode_on_a_fresh_host_reports_and_changes_nothing(prepared_host):
     output = checkout("playbooks/site.yml", "--check")
-    counters = playbooks.recap(output)
+    counters = playbook_runs.recap(output)
     assert counters["failed"] == 0
     # network, volume, Consul, agent image, proxy, registrator, demo app
     assert counters["changed"] >= 7, counters
     assert f"{AGENT_IMAGE} would be built" in output
-    counters = playbooks.recap(checkout("playbooks/scale.yml", "--check", "-e", "web_replicas=2"))
+    counters = playbook_runs.recap(checkout("playbooks/scale.yml", "--check", "-e", "web_replicas=2"))
     assert counters["failed"] == 0 and counters["changed"] >= 1, counters
     assert made_by_stack() == [], "check mode created something"
     assert docker("image", "ls", "-q", AGENT_IMAGE) == "", "check mode built the agent image"
@@ -94,10 +94,10 @@ def test_plain_site_deploys_the_stack(prepared_host):
 
 
 def test_check_mode_on_a_converged_host(prepared_host):
-    counters = playbooks.recap(checkout("playbooks/site.yml", "--check"))
+    counters = playbook_runs.recap(checkout("playbooks/site.yml", "--check"))
     assert counters["failed"] == 0 and counters["changed"] == 0, counters
     output = checkout("playbooks/scale.yml", "--check", "-e", "web_replicas=3")
-    counters = playbooks.recap(output)
+    counters = playbook_runs.recap(output)
     assert counters["failed"] == 0 and counters["changed"] == 1, counters
     assert re.search(r"changed: \[localhost\] => \(item=3\)", output), "the third replica would be created"
     assert web_containers() == [f"{PREFIX}_web_1"]
@@ -109,7 +109,7 @@ def test_plain_scale_converges(prepared_host):
     seen = set()
     wait_for("2 distinct hostnames through the proxy",
              lambda: seen.add(hello_hostname()) or len(seen - {None}) == 2, timeout=30)
-    counters = playbooks.recap(checkout("playbooks/scale.yml", "--check", "-e", "web_replicas=1"))
+    counters = playbook_runs.recap(checkout("playbooks/scale.yml", "--check", "-e", "web_replicas=1"))
     assert counters["failed"] == 0 and counters["changed"] == 1, counters
     assert len(web_containers()) == 2, "check mode removed a replica"
 
@@ -117,26 +117,27 @@ def test_plain_scale_converges(prepared_host):
 @pytest.fixture(scope="module")
 def installed(prepared_host, tmp_path_factory):
     """The collection installed from its tarball; run in the checkout, whose inventory holds the image choice."""
-    collections = playbooks.install_collection(tmp_path_factory.mktemp("installed"))
+    collections = playbook_runs.install_collection(tmp_path_factory.mktemp("installed"))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, **CHECKOUT)
-    listed = subprocess.run([os.path.join(playbooks.BIN, "ansible-galaxy"), "collection", "list", "autoproxy.stack"],
+    galaxy = os.path.join(playbook_runs.BIN, "ansible-galaxy")
+    listed = subprocess.run([galaxy, "collection", "list", "autoproxy.stack"],
                             env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True).stdout
     assert collections in listed and ".collections" not in listed, listed
-    return lambda *args: playbooks.run([*args, *APART], env=env)
+    return lambda *args: playbook_runs.run([*args, *APART], env=env)
 
 
 def test_installed_collection_runs_the_same_forms(installed):
     installed("autoproxy.stack.scale", "-e", "web_replicas=1")
     assert web_containers() == [f"{PREFIX}_web_1"]
-    counters = playbooks.recap(installed("autoproxy.stack.site"))
+    counters = playbook_runs.recap(installed("autoproxy.stack.site"))
     # The agent image's inputs hash the same from the tarball as from the checkout: no rebuild.
     assert counters["failed"] == 0 and counters["changed"] == 0, counters
-    counters = playbooks.recap(installed("autoproxy.stack.site", "--check"))
+    counters = playbook_runs.recap(installed("autoproxy.stack.site", "--check"))
     assert counters["failed"] == 0 and counters["changed"] == 0, counters
 
 
 def test_installed_teardown_then_plain_teardown(installed):
     installed("autoproxy.stack.teardown")
     assert made_by_stack() == []
-    counters = playbooks.recap(checkout("playbooks/teardown.yml"))
+    counters = playbook_runs.recap(checkout("playbooks/teardown.yml"))
     assert counters["failed"] == 0 and counters["changed"] == 0, counters
