@@ -63,12 +63,18 @@ def image_name(request):
     docker("image", "rm", "-f", name, check=False)
 
 
+def image_args(reference):
+    """-e agent_image_name=... -e agent_image_tag=... for an image reference REPOSITORY:TAG."""
+    name, _sep, tag = reference.rpartition(":")
+    return ["-e", f"agent_image_name={name}", "-e", f"agent_image_tag={tag}"]
+
+
 def labels(image):
     return json.loads(docker("image", "inspect", "-f", "{{json .Config.Labels}}", image)) or {}
 
 
 def test_build_on_the_target_from_a_copied_context(role, target, images, image_name):
-    base = ["-e", f"agent_image={image_name}", "-e", f"agent_image_base={images['agent_image_base']}"]
+    base = [*image_args(image_name), "-e", f"agent_image_base={images['agent_image_base']}"]
     output = role(*base)
     assert playbook_runs.recap(output, "target")["changed"] > 0
     assert "Building " + image_name in output
@@ -81,14 +87,14 @@ def test_build_on_the_target_from_a_copied_context(role, target, images, image_n
     counters = playbook_runs.recap(role(*base, "--check"), "target")
     assert counters["changed"] == 0, counters
     # Another base is another input: check mode reports the rebuild, and does not do it.
-    output = role("-e", f"agent_image={image_name}", "-e", "agent_image_base=debian:some-other-base", "--check")
+    output = role(*image_args(image_name), "-e", "agent_image_base=debian:some-other-base", "--check")
     assert playbook_runs.recap(output, "target")["changed"] == 1
     assert f"{image_name} would be built FROM debian:some-other-base" in output
     assert labels(image_name) == built
 
 
 def test_base_image_never_pulled_is_named_when_missing(role, image_name):
-    output = role("-e", f"agent_image={image_name}", "-e", "agent_image_base=autoproxy/no-such-base:1",
+    output = role(*image_args(image_name), "-e", "agent_image_base=autoproxy/no-such-base:1",
                   "-e", "agent_image_base_pull=never", expect_failure=True)
     assert "autoproxy/no-such-base:1" in output
 
@@ -100,7 +106,7 @@ def test_load_from_an_archive_made_on_the_controller(role, agent_image, image_na
     subprocess.run(f"docker save {image_name} | gzip > {archive}", shell=True, check=True, timeout=300)
     image_id = docker("image", "inspect", "-f", "{{.Id}}", image_name)
     docker("image", "rm", image_name)
-    args = ["-e", "agent_image_source=archive", "-e", f"agent_image={image_name}",
+    args = ["-e", "agent_image_source=archive", *image_args(image_name),
             "-e", f"agent_image_archive={archive}", "-e", f"agent_image_archive_dest=/tmp/{RUN_ID}-agent.tar.gz"]
     assert playbook_runs.recap(role(*args), "target")["changed"] > 0
     assert docker("image", "inspect", "-f", "{{.Id}}", image_name) == image_id
@@ -126,19 +132,20 @@ def registry(resources, images):
                   "RUN printf 'version: 0.1\\nstorage:\\n  filesystem:\\n    rootdirectory: /var/lib/docker-registry"
                   "\\nhttp:\\n  addr: :5000\\n' > /etc/docker/registry/test.yml\n"
                   'ENTRYPOINT ["docker-registry", "serve", "/etc/docker/registry/test.yml"]\n')
-    build = docker_build(tag, dockerfile)
+    docker_build(tag, dockerfile)
     port = free_port()
-    container = resources.run("registry", tag, options=("-p", f"127.0.0.1:{port}:5000"))
-    wait_for("the registry", lambda: docker_http_ok(f"http://127.0.0.1:{port}/v2/"), timeout=60)
-    yield f"127.0.0.1:{port}"
-    docker("rm", "-f", "-v", container, check=False)
-    docker("image", "rm", "-f", build, check=False)
+    try:
+        resources.run("registry", tag, options=("-p", f"127.0.0.1:{port}:5000"))
+        wait_for("the registry", lambda: docker_http_ok(f"http://127.0.0.1:{port}/v2/"), timeout=60)
+        yield f"127.0.0.1:{port}"
+    finally:
+        docker("rm", "-f", "-v", resources.name("registry"), check=False)
+        docker("image", "rm", "-f", tag, check=False)
 
 
 def docker_build(tag, dockerfile):
     subprocess.run(["docker", "build", "-q", "-t", tag, "-"], input=dockerfile, text=True, check=True,
                    stdout=subprocess.DEVNULL, env=dict(os.environ, DOCKER_BUILDKIT="0"), timeout=900)
-    return tag
 
 
 def docker_http_ok(url):
@@ -151,7 +158,7 @@ def test_pull_from_a_registry(role, registry, agent_image):
     docker("push", remote)
     image_id = docker("image", "inspect", "-f", "{{.Id}}", remote)
     docker("image", "rm", remote)
-    args = ["-e", "agent_image_source=registry", "-e", f"agent_image={remote}"]
+    args = ["-e", "agent_image_source=registry", *image_args(remote)]
     try:
         output = role(*args, "-e", "agent_image_pull=never", expect_failure=True)
         assert remote in output, "pull never names the missing image"
