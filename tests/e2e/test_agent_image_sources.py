@@ -51,8 +51,10 @@ def role(target, tmp_path_factory):
     config.write_text(f"[defaults]\ncollections_path = {collections}\ninventory = {inventory}\n"
                       "retry_files_enabled = false\n")
     env = {"ANSIBLE_CONFIG": str(config)}
-    return lambda *args, expect_failure=False: playbook_runs.run([str(play), *args], env=env, cwd=str(workdir),
-                                                             expect_failure=expect_failure)
+
+    def run(*args, expect_failure=False):
+        return playbook_runs.run([str(play), *args], env=env, cwd=str(workdir), expect_failure=expect_failure)
+    return run
 
 
 @pytest.fixture
