@@ -21,7 +21,9 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-IMAGE_VARS := .cache/images.yml
+# The image choice (images/select-images) lives in the checkout's inventory, so every
+# ansible-playbook run sees it; kept out of git and out of the collection tarball.
+IMAGE_VARS := inventory/group_vars/all/images.yml
 ANSIBLE_TEST := VENV_BIN=$(BIN) tests/sanity/ansible-test.sh
 
 .PHONY: demo scale teardown test lint ansible-lint galaxy-importer unit oldest sanity integration e2e molecule images venv clean
@@ -39,10 +41,10 @@ $(IMAGE_VARS):
 	images/select-images $@
 
 demo: venv images
-	$(BIN)/ansible-playbook playbooks/site.yml -e @$(IMAGE_VARS)
+	$(BIN)/ansible-playbook playbooks/site.yml
 
 scale: venv images
-	$(BIN)/ansible-playbook playbooks/scale.yml -e @$(IMAGE_VARS) -e web_replicas=$(or $(N),1)
+	$(BIN)/ansible-playbook playbooks/scale.yml -e web_replicas=$(or $(N),1)
 
 teardown: venv
 	$(BIN)/ansible-playbook playbooks/teardown.yml
@@ -110,4 +112,4 @@ molecule: venv images
 	$(BIN)/molecule test
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) .cache tests/output autoproxy-stack-*.tar.gz
+	rm -rf $(VENV) $(OLDEST_VENV) .cache tests/output autoproxy-stack-*.tar.gz $(IMAGE_VARS)
