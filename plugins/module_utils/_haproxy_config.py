@@ -16,6 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
+from ansible_collections.autoproxy.stack.plugins.module_utils._options import (
+    ROUTING_OPTIONS,
+    RoutingOption,
+    options_of,
+)
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import (
     MAX_PORT,
     SERVER_NAME_RE,
@@ -24,9 +29,6 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._routing import (
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
     BACKEND_NAME_RE,
-    BALANCE_ALGORITHMS,
-    MAXCONN_RANGE,
-    WEIGHT_RANGE,
     is_host_fragment,
     show,
 )
@@ -150,21 +152,23 @@ def _check_server(backend: str, server: Any) -> None:
     if not valid_address(server.get("address")):
         raise ValueError(f"backend {show(backend)}: invalid server address {show(server.get('address'))}")
     _int(server.get("port"), 1, MAX_PORT, lambda: f"port of server {show(server.get('name'))}")
-    if "weight" in server:
-        _int(server["weight"], WEIGHT_RANGE[0], WEIGHT_RANGE[1], lambda: f"weight of server {show(server.get('name'))}")
+    for option in options_of("server"):
+        if option.name in server:
+            _option_value(option, server[option.name], lambda: f"server {show(server.get('name'))}")
+
+
+def _option_value(option: RoutingOption, value: Any, owner: _What) -> None:
+    if not option.value.valid(value):
+        raise ValueError(f"{_text(owner)}: {option.requirement()}, got {show(value)}")
 
 
 def _check_options(backend: str, options: Any) -> None:
     _mapping(options, f"options of backend {show(backend)}")
-    unknown = set(options) - {"balance", "maxconn", "sticky_session"}
+    unknown = set(options) - {option.name for option in options_of("backend")}
     if unknown:
         raise ValueError(f"backend {show(backend)}: unknown options {show(sorted(unknown))}")
-    if "balance" in options and options["balance"] not in BALANCE_ALGORITHMS:
-        raise ValueError(f"backend {show(backend)}: invalid balance {show(options['balance'])}")
-    if "maxconn" in options:
-        _int(options["maxconn"], MAXCONN_RANGE[0], MAXCONN_RANGE[1], f"maxconn of backend {show(backend)}")
-    if "sticky_session" in options:
-        _flag(options["sticky_session"], f"sticky_session of backend {show(backend)}")
+    for key, value in options.items():
+        _option_value(ROUTING_OPTIONS[key], value, f"backend {show(backend)}")
 
 
 def _check_table(table: Any) -> None:
@@ -286,12 +290,10 @@ def server_arguments(
     settings = runtime_settings
     words = [_server_address(server["address"], server["port"])]
     words += [check_arguments(settings)] if settings is not None else ["check"]
-    if options.get("sticky_session"):
-        words += ["cookie", server["name"]]
-    if "maxconn" in options:
-        words += ["maxconn", str(options["maxconn"])]
-    if "weight" in server:
-        words += ["weight", str(server["weight"])]
+    for option in ROUTING_OPTIONS.values():
+        values = options if option.scope == "backend" else server
+        if option.name in values:
+            words += option.haproxy.server_words(values[option.name], server["name"])
     if settings is None and not is_ip_literal(server["address"]):
         # A name that does not resolve yet must not stop HAProxy from starting.
         words += ["init-addr", "libc,none"]
@@ -304,9 +306,11 @@ def _server_line(server: Mapping[str, Any], options: Mapping[str, Any]) -> str:
 
 def _backend(name: str, backend: Mapping[str, Any], settings: HaproxySettings) -> list[str]:
     options = backend.get("options", {})
-    lines = [f"balance {options.get('balance', 'roundrobin')}"]
-    if options.get("sticky_session"):
-        lines.append("cookie SRVID insert indirect nocache")
+    lines = []
+    for option in options_of("backend"):
+        value = options.get(option.name, option.default)
+        if value is not None:
+            lines += option.haproxy.backend_lines(value)
     lines.append(f"default-server {check_arguments(settings)}")
     lines += [_server_line(server, options) for server in sorted(backend["servers"], key=lambda item: item["name"])]
     return _section(f"backend {name}", lines)

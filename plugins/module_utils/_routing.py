@@ -16,11 +16,11 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ansible_collections.autoproxy.stack.plugins.module_utils._options import options_of
 from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
     BACKEND_NAME_RE,
     ParsedTags,
     expand_hosts,
-    haproxy_backend_name,
     is_host_fragment,
     memberships,
     normalise_domains,
@@ -29,7 +29,6 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
     valid_service_name,
 )
 
-BACKEND_OPTIONS = ("balance", "maxconn", "sticky_session")
 SERVER_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 _SERVER_NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_.-]")
 _MAX_ID_LENGTH = 1024
@@ -37,6 +36,17 @@ MAX_PORT = 65535
 # Consul registers its servers' RPC port as service "consul": not HTTP, never routed. Its UI
 # is routed through the service the consul role registers (consul-admin_infra).
 UNROUTED_SERVICES = frozenset(("consul",))
+
+
+def backend_name(name: str, routing_tag: str | None = None) -> str:
+    """``<tag>_<name>_backend`` (rule 1) or ``<name>_backend`` (rule 2); ValueError if unroutable."""
+    if not valid_service_name(name):
+        raise ValueError(f"invalid service name {show(name)}")
+    if routing_tag is None:
+        return f"{name}_backend"
+    if not is_host_fragment(routing_tag):
+        raise ValueError(f"invalid routing tag {show(routing_tag)} for service {show(name)}")
+    return f"{routing_tag.lower()}_{name}_backend"
 
 
 def server_name(instance_id: str, node: str = "") -> str:
@@ -80,6 +90,15 @@ def _port(value: Any) -> int | None:
     return None
 
 
+def _backend_option_names() -> list[str]:
+    # Sorted: the first instance to set an option decides, whatever order the options are declared in.
+    return sorted(option.name for option in options_of("backend"))
+
+
+def _server_option_names() -> list[str]:
+    return [option.name for option in options_of("server")]
+
+
 class _Instance:
     """One checked instance with its parsed tags."""
 
@@ -111,7 +130,7 @@ class _Shape:
                 f"service {show(service)}: host {show(host)} dropped: longer than a host name may be"
                 for host in rejected
             )
-            self.memberships.append((haproxy_backend_name(service, tag), tag, expanded))
+            self.memberships.append((backend_name(service, tag), tag, expanded))
 
 
 def _shape(service: str, tags: Any, domains: list[str], shapes: dict[Any, _Shape]) -> _Shape:
@@ -168,7 +187,7 @@ class _Backend:
         self.server_names: dict[str, str] = {}
 
     def add_options(self, instance: _Instance, warnings: list[str]) -> None:
-        for key in BACKEND_OPTIONS:
+        for key in _backend_option_names():
             if key not in instance.parsed.options:
                 continue
             value = instance.parsed.options[key]
@@ -190,8 +209,9 @@ class _Backend:
             return
         self.server_names[name] = instance.id
         server: dict[str, Any] = {"name": name, "id": instance.id, "address": instance.address, "port": instance.port}
-        if "weight" in instance.parsed.options:
-            server["weight"] = instance.parsed.options["weight"]
+        for key in _server_option_names():
+            if key in instance.parsed.options:
+                server[key] = instance.parsed.options[key]
         self.servers.append(server)
 
     def as_dict(self, won_hosts: list[str]) -> dict[str, Any]:
