@@ -30,6 +30,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._consul import Con
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
     CONFIG_NAME,
     HaproxyError,
+    cli_command,
     render_validated,
     without_backends,
     write_files,
@@ -38,6 +39,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config im
     HaproxySettings,
     render_haproxy_config,
 )
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_master import verified_reload, worker_pids
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_runtime import (
     RunningState,
     RuntimeApi,
@@ -145,39 +147,43 @@ class ProxyAgent:
         cfg = os.path.join(self.args.config_dir, CONFIG_NAME)
         self.haproxy = subprocess.Popen([self.args.haproxy, "-W", "-S", self.args.master_socket + ",level,admin",
                                          "-f", cfg])
-        self.wait_for_worker(set())
+        self.wait_for_worker()
         self.installed(table)
         log.info("HAProxy started (pid %s) with %d backends, listening on :%s, stats on :%s", self.haproxy.pid,
                  len(table["backends"]), self.args.http_port, self.args.stats_port)
 
-    def workers(self):
-        answer = send_command(self.args.master_socket, "show proc")
-        return {line.split()[0] for line in answer.splitlines() if " worker " in line and not line.startswith("#")}
+    def master(self, command: str) -> str:
+        return cli_command(self.args.master_socket, command)
 
-    def wait_for_worker(self, old_workers, timeout=30.0):
-        """Wait until a new worker runs and answers on the runtime socket."""
+    def serving(self, new_workers: set[int]) -> bool:
+        """True once one of ``new_workers`` answers on the runtime socket."""
+        if self.haproxy.poll() is not None:
+            raise HaproxyError(f"HAProxy exited with status {self.haproxy.returncode}")
+        try:
+            return bool(new_workers) and runtime_pid(send_command(self.args.runtime_socket, "show info")) in new_workers
+        except RuntimeApiError:
+            return False  # the master re-executes itself on reload and briefly refuses connections
+
+    def wait_for_worker(self, timeout=30.0):
+        """Wait until the first worker runs and answers on the runtime socket."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.haproxy.poll() is not None:
-                raise HaproxyError(f"HAProxy exited with status {self.haproxy.returncode}")
             try:
-                new = {int(pid) for pid in self.workers() - old_workers}
-                if new and runtime_pid(send_command(self.args.runtime_socket, "show info")) in new:
+                if self.serving(worker_pids(self.master("show proc"))):
                     return
-            except RuntimeApiError:
-                pass  # the master re-executes itself on reload and briefly refuses connections
+            except HaproxyError:
+                if self.haproxy.poll() is not None:
+                    raise
             time.sleep(0.05)
-        raise HaproxyError(f"no new HAProxy worker after {timeout:.0f}s")
+        raise HaproxyError(f"no HAProxy worker after {timeout:.0f}s")
 
     def reload(self, table, why, settings=None):
         """Render, validate and apply ``table`` with a master reload; ``settings`` replace the
         running ones only once the new worker runs."""
         settings = settings or self.settings
         files, table = self.validated(table, settings)
-        before = self.workers()
         write_files(self.args.config_dir, files)
-        send_command(self.args.master_socket, "reload")
-        self.wait_for_worker(before)
+        verified_reload(self.master, timeout=30.0, interval=0.05, ready=self.serving)
         if settings is not self.settings:
             self.settings = self.runtime.settings = settings
             log.info("the running config declares %d spare backends", settings.spare_backends)
