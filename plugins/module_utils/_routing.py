@@ -133,19 +133,30 @@ class _Shape:
             self.memberships.append((backend_name(service, tag), tag, expanded))
 
 
-def _shape(service: str, tags: Any, domains: list[str], shapes: dict[Any, _Shape]) -> _Shape:
-    # Instances of one service nearly always share their tags: parse them once per build.
-    key = (service, tuple(tags)) if isinstance(tags, list) and all(isinstance(t, str) for t in tags) else None
-    shape = shapes.get(key) if key is not None else None
-    if shape is None:
-        shape = _Shape(service, parse_tags(tags, service=service), domains)
-        if key is not None:
-            shapes[key] = shape
-    return shape
+class _ShapeCache:
+    """Shapes by (service, tags); ``used`` holds those one build asked for, so the rest can go.
+
+    Instances of one service nearly always share their tags: they are parsed once per build, and
+    in a RoutingTableBuilder once for as long as they stay in the catalog.
+    """
+
+    def __init__(self, known: dict[Any, _Shape] | None = None) -> None:
+        self.known = known or {}
+        self.used: dict[Any, _Shape] = {}
+
+    def shape(self, service: str, tags: Any, domains: list[str]) -> _Shape:
+        key = (service, tuple(tags)) if isinstance(tags, list) and all(isinstance(t, str) for t in tags) else None
+        if key is None:
+            return _Shape(service, parse_tags(tags, service=service), domains)
+        shape = self.used.get(key) or self.known.get(key)
+        if shape is None:
+            shape = _Shape(service, parse_tags(tags, service=service), domains)
+        self.used[key] = shape
+        return shape
 
 
 def _check_instance(
-    raw: Any, domains: list[str], shapes: dict[Any, _Shape]
+    raw: Any, domains: list[str], shapes: _ShapeCache
 ) -> tuple[_Instance | None, _Shape | None, list[str]]:
     """Validate one normalised health entry; (None, None, warnings) if it must be dropped."""
     if not isinstance(raw, Mapping):
@@ -170,7 +181,7 @@ def _check_instance(
     tags = raw.get("tags")
     if tags is not None and (isinstance(tags, (str, bytes, Mapping)) or not isinstance(tags, Iterable)):
         return dropped("tags must be a list")
-    shape = _shape(service, tags, domains, shapes)
+    shape = shapes.shape(service, tags, domains)
     return _Instance(raw, port, shape.parsed), shape, shape.warnings
 
 
@@ -224,9 +235,10 @@ class _Backend:
         }
 
 
-def _collect(instances: Iterable[Any], domains: list[str], warnings: list[str]) -> dict[str, _Backend]:
+def _collect(
+    instances: Iterable[Any], domains: list[str], warnings: list[str], shapes: _ShapeCache
+) -> dict[str, _Backend]:
     checked: list[tuple[_Instance, _Shape]] = []
-    shapes: dict[Any, _Shape] = {}
     for raw in instances:
         if isinstance(raw, dict) and raw.get("service") in UNROUTED_SERVICES:
             continue
@@ -309,19 +321,40 @@ def build_routing_table(instances: Iterable[Any], domains: Any) -> dict[str, Any
     another route), and health flapping never changes the structure of the config, only its
     servers, which the Runtime API can apply without a reload.
     """
-    warnings: list[str] = []
-    kept_domains, domain_warnings = normalise_domains(domains)
-    warnings.extend(domain_warnings)
-    backends = _collect(instances, kept_domains, warnings)
-    hosts = _resolve_hosts(backends, warnings)
-    won: dict[str, list[str]] = {name: [] for name in backends}
-    for host, name in hosts.items():
-        won[name].append(host)
-    return {
-        "backends": {name: backends[name].as_dict(won[name]) for name in sorted(backends)},
-        "hosts": hosts,
-        "warnings": _unique(warnings),
-    }
+    return RoutingTableBuilder().build(instances, domains)
+
+
+class RoutingTableBuilder:
+    """build_routing_table() for a caller that builds again and again (the proxy agent).
+
+    What a service name and tag list decide (parsed tags, backends, hosts with domains) is kept
+    from one build to the next, so a build after a change parses only the tags it has not seen;
+    what the last build did not use is dropped.
+    """
+
+    def __init__(self) -> None:
+        self._shapes: dict[Any, _Shape] = {}
+        self._domains: Any = None
+
+    def build(self, instances: Iterable[Any], domains: Any) -> dict[str, Any]:
+        """The routing table of ``instances``; the same as build_routing_table()."""
+        warnings: list[str] = []
+        kept_domains, domain_warnings = normalise_domains(domains)
+        warnings.extend(domain_warnings)
+        if kept_domains != self._domains:
+            self._shapes, self._domains = {}, kept_domains
+        shapes = _ShapeCache(self._shapes)
+        backends = _collect(instances, kept_domains, warnings, shapes)
+        self._shapes = shapes.used
+        hosts = _resolve_hosts(backends, warnings)
+        won: dict[str, list[str]] = {name: [] for name in backends}
+        for host, name in hosts.items():
+            won[name].append(host)
+        return {
+            "backends": {name: backends[name].as_dict(won[name]) for name in sorted(backends)},
+            "hosts": hosts,
+            "warnings": _unique(warnings),
+        }
 
 
 def route_lines(table: dict[str, Any]) -> list[str]:
