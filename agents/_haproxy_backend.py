@@ -5,10 +5,11 @@
 """The proxy agent's HAProxy: a ProxyBackend (see _proxy_backend) over HAProxy in master-worker mode.
 
 A change of servers (membership, weight, address, health) and a new service with default
-options go through the Runtime API without a reload; the files on disk follow a moment later
-from a background thread (ConfigWriter), so a later reload loses nothing and a burst of changes
-costs one render. Anything else is rendered whole, validated with ``haproxy -c`` (a service
-HAProxy rejects is left out and named in the log) and applied with a verified master CLI reload.
+options go through the Runtime API without a reload (HAProxy checks each server it adds); the
+files on disk follow a moment later from a background thread (ConfigWriter), so a later reload
+loses nothing and a burst of changes costs one render. Anything else is rendered whole,
+validated with ``haproxy -c`` (a service HAProxy rejects is left out and named in the log) and
+applied with a verified master CLI reload.
 """
 
 from __future__ import annotations
@@ -242,17 +243,6 @@ class HaproxyBackend:
             log.error("service %r (backend %s) left out: haproxy -c rejects it: %s", service, name, reason)
         return files, kept
 
-    def without_rejected_new(self, table: RoutingTable, new: set[str]) -> RoutingTable:
-        """``table`` without the new backends ``haproxy -c`` rejects, checked on their own.
-
-        A backend section does not depend on the others, so a config of the new ones alone
-        (no spares) gives the same verdict as the whole one, for a fraction of the work.
-        """
-        alone = without_backends(table, set(table["backends"]) - new)
-        _unused, kept = self.validated(alone, dataclasses.replace(self.settings, spare_backends=0))
-        rejected = new - set(kept["backends"])
-        return without_backends(table, rejected) if rejected else table
-
     # ---- applying
     def update(self, table: RoutingTable) -> bool:
         if self.applied is None or self.state is None:
@@ -263,12 +253,10 @@ class HaproxyBackend:
         if plan.reload_reason:
             self.reload(table, plan.reload_reason, self.grown_spares() if plan.out_of_spares else None)
             return True
-        new = set(table["backends"]) - set(self.applied["backends"])
-        if new:
-            # New backends are new config sections: validate before anything routes to them.
-            kept = self.without_rejected_new(table, new)
-            if kept is not table:
-                table, plan = kept, plan_changes(self.state, kept)
+        # A new backend here runs on a spare with default options: its only content is servers,
+        # and HAProxy checks each 'add server' as it would the server line. What it refuses
+        # falls back to the reload below, which validates the whole config with haproxy -c and
+        # leaves out (and logs) the service it rejects.
         try:
             self.runtime.apply(plan.steps)
         except RuntimeApiError as exc:

@@ -30,6 +30,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config im
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import RoutingTableBuilder
 
 log = logging.getLogger("autoproxy.proxy")
+SETTLE = 0.01
 
 
 def parse_args(argv):
@@ -194,6 +195,9 @@ class ProxyAgent:
             self.tick()
             if not self.changed.wait(timeout=0.1):
                 continue
+            # The catalog and the health watch answer one registration within milliseconds of
+            # each other: wait that long, so both cost one catalog read and one update.
+            self.stopping.wait(SETTLE)
             self.changed.clear()
             try:
                 self.apply()
