@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default, split_list
@@ -33,7 +34,7 @@ log = logging.getLogger("autoproxy.proxy")
 SETTLE = 0.01
 
 
-def parse_args(argv):
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="autoproxy-agent proxy", description=__doc__)
     add = parser.add_argument
     add("--consul", default=env_default("CONSUL_HTTP_ADDR", "http://127.0.0.1:8500"), help="Consul HTTP API URL")
@@ -70,7 +71,7 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def settings_from_args(args):
+def settings_from_args(args: argparse.Namespace) -> HaproxySettings:
     return HaproxySettings(
         http_port=args.http_port,
         stats_port=args.stats_port,
@@ -132,7 +133,7 @@ class ProxyAgent:
         return self.backend.update(table)
 
     # ---- Consul watches
-    def watch(self, name, query, keep=None):
+    def watch(self, name: str, query: Callable[..., Any], keep: Callable[[Any], bool] | None = None) -> None:
         """Set ``changed`` whenever a blocking query's index moves; ``keep`` gets each answer, and
         None when a query failed (what it held may be gone with the Consul that answered it)."""
         index = None

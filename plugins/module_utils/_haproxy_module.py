@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import Mapping
+from typing import Any
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
     CONFIG_NAME,
@@ -28,12 +30,12 @@ CONTAINER_CHECK_SCRIPT = (
 CONTAINER_RELOAD_COMMAND = ("python3", "-m", "ansible_collections.autoproxy.stack.agents", "reload")
 
 
-def blame(output, config_text, table):
+def blame(output: str, config_text: str, table: Mapping[str, Any]) -> list[str]:
     """Where each line HAProxy complains about comes from: a service's backend, or the proxy settings.
 
     Returns one description per distinct place, in the order HAProxy reported them.
     """
-    places = []
+    places: list[str] = []
     for kind, name in reported_sections(output, config_text):
         backend = (table.get("backends") or {}).get(name) if kind == "backend" else None
         if backend is not None:
@@ -47,7 +49,7 @@ def blame(output, config_text, table):
     return places
 
 
-def tar_files(files):
+def tar_files(files: Mapping[str, str]) -> bytes:
     """The files as an uncompressed tar archive, for ``tar -x`` inside a container."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:

@@ -301,7 +301,7 @@ class HaproxyConfig:
         return rc == 0, findings(output)
 
     # ---- reload
-    def reload(self):
+    def reload(self) -> str:
         how = self.params["reload"]
         try:
             if how != "master_socket":
@@ -314,7 +314,7 @@ class HaproxyConfig:
             self.module.fail_json(msg=f"the new configuration was written to {self.params['path']}, but the reload "
                                   f"failed: {exc}")
 
-    def reload_in_container(self):
+    def reload_in_container(self) -> str:
         """The agent image's ``reload`` subcommand: the same verified reload, next to the master socket."""
         container = self.params["container"]
         cmd = [self.docker, "exec", container, *CONTAINER_RELOAD_COMMAND,
