@@ -197,8 +197,8 @@ class _Backend:
         self.servers: list[dict[str, Any]] = []
         self.server_names: dict[str, str] = {}
 
-    def add_options(self, instance: _Instance, warnings: list[str]) -> None:
-        for key in _backend_option_names():
+    def add_options(self, instance: _Instance, warnings: list[str], keys: list[str]) -> None:
+        for key in keys:
             if key not in instance.parsed.options:
                 continue
             value = instance.parsed.options[key]
@@ -210,7 +210,7 @@ class _Backend:
                     f"in backend {show(self.name)}, which uses {show(str(self.options[key]))} from an earlier instance"
                 )
 
-    def add_server(self, instance: _Instance, warnings: list[str]) -> None:
+    def add_server(self, instance: _Instance, warnings: list[str], keys: list[str]) -> None:
         name = server_name(instance.id, instance.node)
         if name in self.server_names:
             warnings.append(
@@ -220,7 +220,7 @@ class _Backend:
             return
         self.server_names[name] = instance.id
         server: dict[str, Any] = {"name": name, "id": instance.id, "address": instance.address, "port": instance.port}
-        for key in _server_option_names():
+        for key in keys:
             if key in instance.parsed.options:
                 server[key] = instance.parsed.options[key]
         self.servers.append(server)
@@ -247,15 +247,16 @@ def _collect(
         if instance is not None and shape is not None:
             checked.append((instance, shape))
     backends: dict[str, _Backend] = {}
+    backend_keys, server_keys = _backend_option_names(), _server_option_names()
     for instance, shape in sorted(checked, key=lambda item: item[0].sort_key):
         for name, tag, hosts in shape.memberships:
             backend = _claim_backend(backends, name, instance, tag, warnings)
             if backend is None:
                 continue
             backend.hosts.extend(host for host in hosts if host not in backend.hosts)
-            backend.add_options(instance, warnings)
+            backend.add_options(instance, warnings, backend_keys)
             if instance.passing:
-                backend.add_server(instance, warnings)
+                backend.add_server(instance, warnings, server_keys)
     return backends
 
 
