@@ -109,8 +109,11 @@ class ConfigWriter:
                     self.lock.wait()
                 if self.pending is None:
                     return
-                if not self.stopping:
-                    self.lock.wait(self.delay)  # more changes may come; the newest one wins
+                # More changes may come meanwhile; the newest one wins. later() notifies, so wait
+                # out the whole delay, not just until the next change.
+                deadline = time.monotonic() + self.delay
+                while not self.stopping and self.pending is not None and time.monotonic() < deadline:
+                    self.lock.wait(deadline - time.monotonic())
                 if self.pending is None:
                     continue
                 (table, settings), generation = self.pending, self.generation

@@ -45,6 +45,19 @@ def test_writer_writes_the_newest_table_of_a_burst_once(tmp_path: pathlib.Path) 
         writer.stop()
 
 
+def test_changes_closer_than_the_delay_cost_one_write(tmp_path: pathlib.Path) -> None:
+    writer = ConfigWriter(str(tmp_path), delay=0.5)
+    try:
+        writer.later(table(1), SETTINGS)
+        time.sleep(0.2)
+        writer.later(table(2), SETTINGS)
+        time.sleep(0.2)
+        assert not (tmp_path / "haproxy.cfg").exists(), "nothing written while changes keep coming"
+        assert wait_for(tmp_path / "haproxy.cfg", render_haproxy_config(table(2), SETTINGS)["haproxy.cfg"])
+    finally:
+        writer.stop()
+
+
 def test_a_reload_write_is_never_overwritten_by_an_older_table(tmp_path: pathlib.Path) -> None:
     writer = ConfigWriter(str(tmp_path), delay=0.2)
     try:
