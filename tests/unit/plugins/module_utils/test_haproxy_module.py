@@ -18,8 +18,8 @@ import pytest
 from ansible_collections.autoproxy.stack.agents.__main__ import main as agent_main
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
     HaproxyError,
+    cli_command,
     findings,
-    master_command,
     validate_files,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
@@ -96,7 +96,7 @@ def running_haproxy(haproxy_bin):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            if master_state(master_command(sock, "show proc")):
+            if master_state(cli_command(sock, "show proc")):
                 break
         except HaproxyError:
             pass
@@ -109,7 +109,7 @@ def running_haproxy(haproxy_bin):
 
 def test_verified_reload_reports_a_reload_that_took(running_haproxy):
     sock = running_haproxy[1]
-    answer = verified_reload(lambda command: master_command(sock, command))
+    answer = verified_reload(lambda command: cli_command(sock, command))
     assert answer.startswith(("reloads: ", "Success=1"))
 
 
@@ -117,7 +117,7 @@ def test_verified_reload_fails_when_haproxy_keeps_the_old_config(running_haproxy
     cfg, sock = running_haproxy
     cfg.write_text(cfg.read_text() + "this is not a keyword\n")
     with pytest.raises(ReloadError, match="refused the new configuration"):
-        verified_reload(lambda command: master_command(sock, command))
+        verified_reload(lambda command: cli_command(sock, command))
 
 
 def test_verified_reload_fails_on_a_socket_that_is_not_a_master():
@@ -143,7 +143,7 @@ def test_verified_reload_waits_until_ready_sees_a_new_worker(running_haproxy):
         seen.append(set(new_workers))
         return bool(new_workers)
 
-    verified_reload(lambda command: master_command(sock, command), interval=0.05, ready=ready)
+    verified_reload(lambda command: cli_command(sock, command), interval=0.05, ready=ready)
     assert seen and seen[-1], "ready() was asked until a new worker ran"
 
 
