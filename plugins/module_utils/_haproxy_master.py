@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from typing import Callable
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import HaproxyError, findings
 
@@ -20,6 +20,7 @@ _SHOW_PROC_MASTER_RE = re.compile(r"^\s*\d+\s+master\s+(\d+)\s+\[failed:\s*(\d+)
 _SHOW_PROC_WORKER_RE = re.compile(r"^\s*(\d+)\s+worker\b", re.MULTILINE)
 
 # send(command) -> the master CLI's answer; raises HaproxyError when the socket is unreachable.
+# typing.Callable: collections.abc.Callable cannot be subscripted at run time on Python 3.8 targets.
 Send = Callable[[str], str]
 
 
