@@ -77,8 +77,8 @@ def test_a_new_default_service_takes_a_spare_backend_and_map_entries():
     plan = plan_changes(state, new)
     assert plan.reload_reason is None
     assert plan.steps[0] == AddServer("autoproxy_spare_0000", new["backends"]["api_backend"]["servers"][0], {})
-    assert [s for s in plan.steps if s.kind == "map_add"] == [MapAdd("api", "autoproxy_spare_0000"),
-                                                            MapAdd("api.test", "autoproxy_spare_0000")]
+    assert [s for s in plan.steps if s.kind == "map_add"] == [
+        MapAdd("api", "autoproxy_spare_0000"), MapAdd("api.test", "autoproxy_spare_0000")]
     assert plan.state.spares == ["autoproxy_spare_0001"] and state.spares == [
         "autoproxy_spare_0000", "autoproxy_spare_0001"], "the plan never changes its input"
     # The next plan starts from the new state: the service keeps its spare.
