@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Entry point of the agent image: ``autoproxy-agent registrator|proxy [options]``."""
+"""Entry point of the agent image: ``autoproxy-agent registrator|proxy|reload [options]``."""
 
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ import sys
 
 from ansible_collections.autoproxy.stack.agents._common import env_default, setup_logging
 
-USAGE = "usage: autoproxy-agent {registrator|proxy} [options]  (--help after the name for its options)"
+USAGE = "usage: autoproxy-agent {registrator|proxy|reload} [options]  (--help after the name for its options)"
 
 
 def main(argv):
-    if not argv or argv[0] not in ("registrator", "proxy"):
+    if not argv or argv[0] not in ("registrator", "proxy", "reload"):
         print(USAGE, file=sys.stderr)
         return 2
     setup_logging(env_default("AUTOPROXY_LOG_LEVEL", "INFO"))
     if argv[0] == "registrator":
         from ansible_collections.autoproxy.stack.agents import registrator as agent
+    elif argv[0] == "reload":
+        from ansible_collections.autoproxy.stack.agents import haproxy_reload as agent
     else:
         from ansible_collections.autoproxy.stack.agents import proxy as agent
     return agent.main(argv[1:])

@@ -4,39 +4,31 @@
 
 """The proxy agent: Consul catalog -> routing table -> HAProxy, with as few reloads as HAProxy allows.
 
-It runs HAProxy itself in master-worker mode and watches Consul with blocking queries. A change
-of servers (membership, weight, address, health) and a new service with default options go
-through the Runtime API without a reload; the files on disk are rewritten to match, so a later
-reload loses nothing. Anything else is rendered whole, validated with ``haproxy -c`` (a service
-HAProxy rejects is left out and named in the log) and applied with a master CLI reload. A
-catalog that lost most of its services is held back until confirmed (see _proxy_guard).
+It watches Consul with blocking queries, builds the routing table after each change and hands
+it to its proxy backend (_haproxy_backend: HAProxy, run by the agent in master-worker mode,
+changed through its Runtime API where it can and reloaded where it must). A catalog that lost
+most of its services is held back until confirmed (see _proxy_guard).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import resource
 import signal
-import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default
+from ansible_collections.autoproxy.stack.agents._haproxy_backend import HaproxyBackend
+from ansible_collections.autoproxy.stack.agents._proxy_backend import ProxyBackend
 from ansible_collections.autoproxy.stack.agents._proxy_guard import DropGuard
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import fetch_instances
-from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
-    CONFIG_NAME,
-    HaproxyError,
-    render_validated,
-    without_backends,
-    write_files,
-)
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
     HaproxySettings,
     fit_to_fd_limit,
@@ -45,23 +37,15 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config im
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_frontend import (
     ACCESS_LOG_FORMATS,
     CONSUL_UI_ACCESS,
-    consul_ui_hosts,
 )
-from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_runtime import (
-    RunningState,
-    RuntimeApi,
-    RuntimeApiError,
-    plan_changes,
-    send_command,
-)
-from ansible_collections.autoproxy.stack.plugins.module_utils._routing import build_routing_table
+from ansible_collections.autoproxy.stack.plugins.module_utils._routing import RoutingTableBuilder
 from ansible_collections.autoproxy.stack.plugins.module_utils._text import split_escaped
 
 log = logging.getLogger("autoproxy.proxy")
-SPARE_GROWTH_LIMIT = 32
+SETTLE = 0.01
 
 
-def parse_args(argv):
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="autoproxy-agent proxy", description=__doc__)
     add = parser.add_argument
     add("--consul", default=env_default("CONSUL_HTTP_ADDR", "http://127.0.0.1:8500"), help="Consul HTTP API URL")
@@ -115,7 +99,7 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def settings_from_args(args):
+def settings_from_args(args: argparse.Namespace) -> HaproxySettings:
     return HaproxySettings(
         http_port=args.http_port,
         stats_port=args.stats_port,
@@ -146,7 +130,7 @@ def settings_from_args(args):
     )
 
 
-def fitted(settings):
+def fitted(settings: HaproxySettings) -> HaproxySettings:
     """HAProxy refuses to start when maxconn needs more file descriptors than it may open."""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if hard == resource.RLIM_INFINITY:
@@ -159,154 +143,53 @@ def fitted(settings):
     return fit
 
 
-def _comparable(table):
-    return {"backends": table["backends"], "hosts": table["hosts"]}
-
-
 class ProxyAgent:
-    def __init__(self, args: argparse.Namespace) -> None:
+    """Consul -> routing table -> a ProxyBackend (HAProxy), one change at a time."""
+
+    def __init__(self, args: argparse.Namespace, backend: ProxyBackend | None = None) -> None:
         self.args = args
         self.consul = ConsulClient(args.consul, token=args.consul_token)
         self.domains = split_escaped(args.domains or "", ":", strip=True)
-        self.settings = fitted(settings_from_args(args))
-        self.runtime = RuntimeApi(args.runtime_socket, self.settings, drain_timeout=args.drain_timeout)
+        self.backend: ProxyBackend = backend or HaproxyBackend(args, fitted(settings_from_args(args)))
+        self.builder = RoutingTableBuilder()
         self.guard = DropGuard(args.confirm_after, args.fault_hold)
         self.changed = threading.Event()
         self.stopping = threading.Event()
-        self.haproxy = None
-        self.applied = None  # the routing table HAProxy runs
-        self.state = None  # RunningState
-        self.rejected = {}  # backend name -> its content when HAProxy rejected it
-        self.last_fault = None
-        self.recheck_at = None
-        self.last_change = time.monotonic()
-        self.health_snapshot = None  # the health watch's last (checks, index), read by apply()
-        self.known = {}  # services fetch_instances() read again once, see there
+        self.last_fault: float | None = None
+        self.recheck_at: float | None = None
+        self.health_snapshot: Any = None  # the health watch's last (checks, index), read by apply()
+        self.health_meaning: Any = None  # what in that answer can change a route, see keep_health()
+        self.known: dict[Any, Any] = {}  # services fetch_instances() read again once, see there
 
-    # ---- HAProxy process
-    def start_haproxy(self):
-        os.makedirs(os.path.dirname(self.args.master_socket), exist_ok=True)
-        os.makedirs(os.path.dirname(self.args.runtime_socket), exist_ok=True)
+    def start(self) -> None:
         try:
             table = self.build(fetch_instances(self.consul)[0])
         except ConsulError as exc:
             log.warning("Consul not reachable yet, starting with no routes: %s", exc)
             self.last_fault = time.monotonic()
             table = self.build([])
-        files, table = self.validated(table)
-        write_files(self.args.config_dir, files)
-        cfg = os.path.join(self.args.config_dir, CONFIG_NAME)
-        self.haproxy = subprocess.Popen([self.args.haproxy, "-W", "-S", self.args.master_socket + ",level,admin",
-                                         "-f", cfg])
-        self.wait_for_worker(set())
-        self.installed(table)
-        log.info("HAProxy started (pid %s) with %d backends, listening on :%s, stats on :%s", self.haproxy.pid,
-                 len(table["backends"]), self.args.http_port, self.args.stats_port)
+        self.backend.start(table)
 
-    def workers(self):
-        answer = send_command(self.args.master_socket, "show proc")
-        return {line.split()[0] for line in answer.splitlines() if " worker " in line and not line.startswith("#")}
-
-    def wait_for_worker(self, old_workers, timeout=30.0):
-        """Wait until a new worker runs and answers on the runtime socket."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.haproxy.poll() is not None:
-                raise HaproxyError(f"HAProxy exited with status {self.haproxy.returncode}")
-            try:
-                new = {int(pid) for pid in self.workers() - old_workers}
-                if new and runtime_pid(send_command(self.args.runtime_socket, "show info")) in new:
-                    return
-            except RuntimeApiError:
-                pass  # the master re-executes itself on reload and briefly refuses connections
-            time.sleep(0.05)
-        raise HaproxyError(f"no new HAProxy worker after {timeout:.0f}s")
-
-    def reload(self, table: dict[str, Any], why: str, settings: HaproxySettings | None = None) -> None:
-        """Render, validate and apply ``table`` with a master reload; ``settings`` replace the
-        running ones only once the new worker runs."""
-        settings = settings or self.settings
-        files, table = self.validated(table, settings)
-        before = self.workers()
-        write_files(self.args.config_dir, files)
-        send_command(self.args.master_socket, "reload")
-        self.wait_for_worker(before)
-        if settings is not self.settings:
-            self.settings = self.runtime.settings = settings
-            log.info("the running config declares %d spare backends", settings.spare_backends)
-        self.installed(table)
-        log.info("reloaded HAProxy (%s): %d backends", why, len(table["backends"]))
-
-    def grown_spares(self):
-        """Settings with twice the spare backends (up to 32 times the configured number), for the
-        reload that follows when new services used them all: a burst of new services costs a few
-        reloads, not one per pool."""
-        grown = min(self.settings.spare_backends * 2, self.args.spare_backends * SPARE_GROWTH_LIMIT)
-        if grown <= self.settings.spare_backends:
-            return self.settings
-        return dataclasses.replace(self.settings, spare_backends=grown)
-
-    def installed(self, table):
-        self.applied = table
-        self.state = RunningState.from_table(table, self.settings)
-        self.runtime.forget()
-
-    # ---- rendering
-    def build(self, instances):
-        table = build_routing_table(instances, self.domains)
+    def build(self, instances: list[dict[str, Any]]) -> dict[str, Any]:
+        table = self.builder.build(instances, self.domains)
         for warning in table.get("warnings", []):
             log.warning("%s", warning)
-        # A backend HAProxy rejected stays out while its content is the same, without re-validating.
-        known_bad = [name for name, backend in table["backends"].items() if self.rejected.get(name) == backend]
-        return without_backends(table, known_bad) if known_bad else table
-
-    def validated(self, table, settings=None):
-        files, kept, rejected = render_validated(table, settings or self.settings, (self.args.haproxy,))
-        for name, service, reason in rejected:
-            self.rejected[name] = table["backends"][name]
-            log.error("service %r (backend %s) left out: haproxy -c rejects it: %s", service, name, reason)
-        return files, kept
+        return self.backend.screen(table)
 
     # ---- applying
     def apply(self) -> bool:
         instances, _unused = fetch_instances(self.consul, checks=self.health_snapshot, known=self.known)
         wanted = self.build(instances)
-        table, held, recheck = self.guard.filter(self.applied, wanted, time.monotonic(), self.last_fault)
+        applied = self.backend.table
+        table, held, recheck = self.guard.filter(applied, wanted, time.monotonic(), self.last_fault)
         self.recheck_at = time.monotonic() + recheck if recheck is not None else None
-        if held:
+        if held and applied is not None:
             log.warning("Consul lost %d of %d live services in one step; keeping them until a later read agrees: %s",
-                        len(held), len(self.applied["backends"]), ", ".join(sorted(held)[:10]))
-        if _comparable(table) == _comparable(self.applied):
-            return False
-        plan = plan_changes(self.state, table)
-        guarded = self.settings.consul_ui_service
-        if not plan.reload_reason and consul_ui_hosts(table, guarded) != consul_ui_hosts(self.applied, guarded):
-            # Its guard is frontend config: a host routed through the Runtime API alone would be open.
-            plan.reload_reason = "the Consul UI's hosts changed"
-        if plan.reload_reason:
-            self.reload(table, plan.reload_reason, self.grown_spares() if plan.out_of_spares else None)
-            return True
-        files = None
-        if set(table["backends"]) - set(self.applied["backends"]):
-            # New backends are new config sections: validate before anything routes to them.
-            files, kept = self.validated(table)
-            if kept is not table:
-                table, plan = kept, plan_changes(self.state, kept)
-        try:
-            self.runtime.apply(plan.steps)
-        except RuntimeApiError as exc:
-            self.reload(table, f"the Runtime API refused a change: {exc}")
-            return True
-        # Servers only: HAProxy already runs the change; the file follows for the next reload.
-        write_files(self.args.config_dir, files or render_haproxy_config(table, self.settings))
-        self.applied, self.state = table, plan.state
-        self.last_change = time.monotonic()
-        log.info("applied %d Runtime API changes without a reload (%d backends)", len(plan.steps),
-                 len(table["backends"]))
-        return True
+                        len(held), len(applied["backends"]), ", ".join(sorted(held)[:10]))
+        return self.backend.update(table)
 
     # ---- Consul watches
-    def watch(self, name, query, keep=None):
+    def watch(self, name: str, query: Callable[..., Any], keep: Callable[[Any], bool] | None = None) -> None:
         """Set ``changed`` whenever a blocking query's index moves; ``keep`` gets each answer, and
         None when a query failed (what it held may be gone with the Consul that answered it)."""
         index = None
@@ -324,9 +207,8 @@ class ProxyAgent:
                 continue
             backoff.reset()
             new_index = answer[1]
-            if keep:
-                keep(answer)
-            if new_index != index:
+            meaningful = keep(answer) if keep else True
+            if new_index != index and meaningful:
                 self.changed.set()
             if index is not None and new_index is not None and new_index < index:
                 # An index that goes backwards means Consul restarted or lost its state.
@@ -335,53 +217,49 @@ class ProxyAgent:
                 new_index = None
             index = new_index
 
-    def keep_health(self, answer):
-        self.health_snapshot = answer
+    def keep_health(self, answer: Any) -> bool:
+        """Keep the health watch's answer; True when it can change a route.
 
-    def tick(self):
-        """Work that is due without a Consul change: idle servers to delete, held drops to re-read."""
-        if self.runtime.draining:
-            try:
-                self.runtime.retry_removals()
-            except RuntimeApiError as exc:
-                log.warning("removing drained servers: %s", exc)
+        A check's output or notes may change on every run of some checks; only which checks
+        exist and their status decide routes, so an answer that changes nothing else costs no
+        catalog read and no build.
+        """
+        self.health_snapshot = answer
+        meaning = None if answer is None else _health_meaning(answer[0])
+        changed = meaning is None or meaning != self.health_meaning
+        self.health_meaning = meaning
+        return changed
+
+    def tick(self) -> None:
+        """Work that is due without a Consul change: held drops to re-read, the backend's own."""
         if self.recheck_at is not None and time.monotonic() >= self.recheck_at:
             self.recheck_at = None
             self.changed.set()
-        if self.rename_due():
-            try:
-                self.reload(self.applied, "quiet now: backends on spare slots get their own names")
-            except HaproxyError as exc:
-                log.warning("reload to rename backends failed, keeping the running configuration: %s", exc)
-                self.last_change = time.monotonic()
+        self.backend.tick(busy=self.changed.is_set())
 
-    def rename_due(self):
-        """HAProxy cannot rename a backend at runtime; a reload at a quiet moment can."""
-        if self.args.rename_after <= 0 or self.changed.is_set() or self.runtime.draining:
-            return False
-        if time.monotonic() - self.last_change < self.args.rename_after:
-            return False
-        return any(running["proxy"] != name for name, running in self.state.backends.items())
-
-    def run(self):
-        self.start_haproxy()
+    def run(self) -> int:
+        self.start()
         watches = (("catalog", self.consul.catalog_services, None),
                    ("health", self.consul.health_state, self.keep_health))
         for name, query, keep in watches:
             threading.Thread(target=self.watch, args=(name, query, keep), name="watch-" + name, daemon=True).start()
         backoff = Backoff(first=0.2, cap=2.0)
         while not self.stopping.is_set():
-            if self.haproxy.poll() is not None:
-                log.error("HAProxy exited with status %s", self.haproxy.returncode)
+            status = self.backend.exit_status()
+            if status is not None:
+                log.error("HAProxy exited with status %s", status)
                 return 1
             self.tick()
             if not self.changed.wait(timeout=0.1):
                 continue
+            # The catalog and the health watch answer one registration within milliseconds of
+            # each other: wait that long, so both cost one catalog read and one update.
+            self.stopping.wait(SETTLE)
             self.changed.clear()
             try:
                 self.apply()
                 backoff.reset()
-            except (ConsulError, HaproxyError, RuntimeApiError) as exc:
+            except (ConsulError, *self.backend.errors) as exc:
                 log.warning("update failed, keeping the running configuration: %s", exc)
                 if isinstance(exc, ConsulError):
                     self.last_fault = time.monotonic()
@@ -393,23 +271,18 @@ class ProxyAgent:
             self.stopping.wait(self.args.debounce)
         return 0
 
-    def stop(self, *_signal):
+    def stop(self, *_signal: Any) -> None:
         self.stopping.set()
         self.changed.set()
-        if self.haproxy and self.haproxy.poll() is None:
-            self.haproxy.send_signal(signal.SIGUSR1)
 
 
-def runtime_pid(show_info):
-    """The worker PID in the runtime socket's ``show info`` answer, or None."""
-    for line in show_info.splitlines():
-        key, _sep, value = line.partition(":")
-        if key.strip() == "Pid" and value.strip().isdigit():
-            return int(value)
-    return None
+def _health_meaning(checks: Any) -> frozenset[tuple[Any, ...]]:
+    """What of ``/v1/health/state/any`` decides routes: each check's node, service and status."""
+    return frozenset((check.get("Node"), check.get("ServiceID"), check.get("CheckID"), check.get("Status"))
+                     for check in checks or () if isinstance(check, dict))
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
         render_haproxy_config({"backends": {}, "hosts": {}}, settings_from_args(args))
@@ -424,11 +297,7 @@ def main(argv):
     finally:
         # Also when run() failed: never leave the HAProxy it started behind.
         agent.stop()
-        if agent.haproxy and agent.haproxy.poll() is None:
-            try:
-                agent.haproxy.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                agent.haproxy.kill()
+        agent.backend.stop()
 
 
 if __name__ == "__main__":

@@ -11,13 +11,16 @@ backends (threads of this process, each answering with its port):
   when needed).
 * ``seed``: consul-template's way, rebuilt here: on a catalog change wait for 2 s of quiescence
   (at most 10 s), render the whole config, restart HAProxy with ``-sf`` (no validation).
+* ``none``: the agent's HAProxy with no catalog change during the load at all: the baseline
+  for the request rate during the churn.
 
 Measured per mode: instance passing in Consul -> first 2xx routed to it (new instance of a
 service, and a new service), failed requests under wrk load (keep-alive and new connections)
-across membership changes and new services, reloads; for the agent also RSS and idle CPU. Then
+across membership changes and new services, reloads; for the agent also its CPU seconds per
+1,000 changes (its own and its finished children's, i.e. ``haproxy -c``), RSS and idle CPU. Then
 render + validate + apply at 1,000 services x 5 instances.
 
-    python3 bench/proxy/bench_proxy.py [--changes 1000] [--new-services 50] [--probes 20]
+    python3 bench/proxy/bench_proxy.py [--modes none,agent,seed] [--changes 1000] [--new-services 50] [--probes 20]
 
 Needs docker, haproxy and wrk on the host. Not part of CI.
 """
@@ -146,6 +149,7 @@ class AgentMode:
     """agents/proxy.py as a subprocess with the host's HAProxy."""
 
     name = "agent"
+    churn = True
 
     def __init__(self, consul, workdir, http_port):
         self.dir = workdir
@@ -167,10 +171,18 @@ class AgentMode:
         self.proc.wait(timeout=20)
 
 
+class NoChangeMode(AgentMode):
+    """The agent's HAProxy serving the same load while the catalog does not change at all."""
+
+    name = "none"
+    churn = False
+
+
 class SeedMode:
     """consul-template + ``haproxy -sf``: full render after 2 s of quiescence (10 s at most)."""
 
     name = "seed"
+    churn = True
 
     def __init__(self, consul, workdir, http_port):
         self.consul = ConsulClient(consul.url)
@@ -293,8 +305,10 @@ def run_mode(mode_cls, consul, ports, args):
         close = wrk(http_port, duration, True, args.connections)
         time.sleep(1)
         extra = spare[5:]
+        agent_pid = mode.proc.pid if isinstance(mode, AgentMode) else None
+        cpu_before = cpu_seconds(agent_pid) if agent_pid else 0.0
         changes_started = time.monotonic()
-        for change in range(args.changes):
+        for change in range(args.changes if mode.churn else 0):
             port = extra[change % len(extra)]
             iid = f"load-x{change}"
             consul.register("load", iid, port)
@@ -303,7 +317,14 @@ def run_mode(mode_cls, consul, ports, args):
             if args.new_services and change % max(1, args.changes // args.new_services) == 0:
                 consul.register(f"svc{change}", f"s-{change}", extra[(change + 1) % len(extra)])
             time.sleep(args.change_every)
+        if not mode.churn:
+            time.sleep(args.changes * args.change_every)
         changes_took = time.monotonic() - changes_started
+        if agent_pid and mode.churn:
+            # Sampled once the changes stop: what the agent spent applying them, per 1,000.
+            time.sleep(1)
+            spent = cpu_seconds(agent_pid) - cpu_before
+            result["agent_cpu_seconds_per_1000_changes"] = round(spent * 1000 / max(1, args.changes), 2)
         keep_total, keep_failed = wrk_result(keep)
         close_total, close_failed = wrk_result(close)
         result.update(requests_per_second=round((keep_total + close_total) / duration),
@@ -316,6 +337,13 @@ def run_mode(mode_cls, consul, ports, args):
     finally:
         mode.stop()
     return result
+
+
+def cpu_seconds(pid):
+    """CPU seconds of a process and of its children it has waited for (utime, stime, cutime, cstime)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def agent_resources(pid, seconds=10):
@@ -392,14 +420,15 @@ def main():
     parser.add_argument("--change-every", type=float, default=0.1)
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--probe-gap", type=float, default=0.3)
-    parser.add_argument("--modes", default="agent,seed")
+    parser.add_argument("--modes", default="none,agent,seed")
     args = parser.parse_args()
     ports = start_backends(40)
     consul = Consul()
     results = []
     try:
         for name in args.modes.split(","):
-            results.append(run_mode({"agent": AgentMode, "seed": SeedMode}[name], consul, ports, args))
+            modes = {"agent": AgentMode, "none": NoChangeMode, "seed": SeedMode}
+            results.append(run_mode(modes[name], consul, ports, args))
             print(json.dumps(results[-1]), flush=True)
     finally:
         consul.stop()

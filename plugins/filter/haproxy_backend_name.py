@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._tags import haproxy_backend_name as backend_name
+from ansible_collections.autoproxy.stack.plugins.module_utils._routing import backend_name
 
 DOCUMENTATION = r"""
 name: haproxy_backend_name

@@ -102,10 +102,6 @@ def cli_command(socket_path, command, timeout=10.0):
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-# The master CLI is one of them; the name says which socket a caller means.
-master_command = cli_command
-
-
 # HAProxy points at a line as '[<file>:<line>]' in its ALERT and WARNING messages.
 CONFIG_LINE_RE = re.compile(r"\[[^\]\s]*" + re.escape(CONFIG_NAME) + r":([0-9]+)\]")
 _SECTION_RE = re.compile(r"(global|defaults|frontend|backend|listen)\b\s*(\S*)")

@@ -30,6 +30,11 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_frontend 
     forwarding_rules,
     log_format_line,
 )
+from ansible_collections.autoproxy.stack.plugins.module_utils._options import (
+    ROUTING_OPTIONS,
+    RoutingOption,
+    options_of,
+)
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import (
     SERVER_NAME_RE,
     is_ip_literal,
@@ -37,10 +42,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._routing import (
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
     BACKEND_NAME_RE,
-    BALANCE_ALGORITHMS,
-    MAXCONN_RANGE,
     SERVICE_NAME_RE,
-    WEIGHT_RANGE,
     is_host_fragment,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._text import show
@@ -203,30 +205,33 @@ def _check_consul_ui(settings: HaproxySettings) -> None:
            "consul_ui_password (no whitespace, quotes, '#' or '\\', max 128)")
 
 
-def _check_server(backend: str, server: Any) -> None:
+def _check_server(backend: str, server: Any, server_options: list[RoutingOption]) -> None:
     _mapping(server, lambda: f"server entry of backend {show(backend)}")
     _match(SERVER_NAME_RE, server.get("name"), lambda: f"server name in backend {show(backend)}")
     if not valid_address(server.get("address")):
         raise ValueError(f"backend {show(backend)}: invalid server address {show(server.get('address'))}")
     _int(server.get("port"), 1, MAX_PORT, lambda: f"port of server {show(server.get('name'))}")
-    if "weight" in server:
-        _int(server["weight"], WEIGHT_RANGE[0], WEIGHT_RANGE[1], lambda: f"weight of server {show(server.get('name'))}")
+    for option in server_options:
+        if option.name in server:
+            _option_value(option, server[option.name], lambda: f"server {show(server.get('name'))}")
+
+
+def _option_value(option: RoutingOption, value: Any, owner: _What) -> None:
+    if not option.value.valid(value):
+        raise ValueError(f"{_text(owner)}: {option.requirement()}, got {show(value)}")
 
 
 def _check_options(backend: str, options: Any) -> None:
     _mapping(options, f"options of backend {show(backend)}")
-    unknown = set(options) - {"balance", "maxconn", "sticky_session"}
+    unknown = set(options) - {option.name for option in options_of("backend")}
     if unknown:
         raise ValueError(f"backend {show(backend)}: unknown options {show(sorted(unknown))}")
-    if "balance" in options and options["balance"] not in BALANCE_ALGORITHMS:
-        raise ValueError(f"backend {show(backend)}: invalid balance {show(options['balance'])}")
-    if "maxconn" in options:
-        _int(options["maxconn"], MAXCONN_RANGE[0], MAXCONN_RANGE[1], f"maxconn of backend {show(backend)}")
-    if "sticky_session" in options:
-        _flag(options["sticky_session"], f"sticky_session of backend {show(backend)}")
+    for key, value in options.items():
+        _option_value(ROUTING_OPTIONS[key], value, f"backend {show(backend)}")
 
 
 def _check_table(table: Any) -> None:
+    server_options = options_of("server")
     _mapping(table, "routing table")
     _mapping(table.get("backends"), "routing table 'backends'")
     _mapping(table.get("hosts"), "routing table 'hosts'")
@@ -242,7 +247,7 @@ def _check_table(table: Any) -> None:
         if len(set(names)) != len(names):
             raise ValueError(f"backend {show(name)}: duplicate server names")
         for server in backend["servers"]:
-            _check_server(name, server)
+            _check_server(name, server, server_options)
     for host, target in table["hosts"].items():
         if not is_host_fragment(host) or host != host.lower():
             raise ValueError(f"invalid host {show(host)}")
@@ -349,12 +354,10 @@ def server_arguments(
     settings = runtime_settings
     words = [host_port(server["address"], server["port"])]
     words += [check_arguments(settings)] if settings is not None else ["check"]
-    if options.get("sticky_session"):
-        words += ["cookie", server["name"]]
-    if "maxconn" in options:
-        words += ["maxconn", str(options["maxconn"])]
-    if "weight" in server:
-        words += ["weight", str(server["weight"])]
+    for option in ROUTING_OPTIONS.values():
+        value = (options if option.scope == "backend" else server).get(option.name)
+        if value is not None:
+            words += option.haproxy.server_words(value, server["name"])
     if settings is None and not is_ip_literal(server["address"]):
         # A name that does not resolve yet must not stop HAProxy from starting.
         words += ["init-addr", "libc,none"]
@@ -365,11 +368,15 @@ def _server_line(server: Mapping[str, Any], options: Mapping[str, Any]) -> str:
     return f"server {server['name']} {server_arguments(server, options)}"
 
 
-def _backend(name: str, backend: Mapping[str, Any], settings: HaproxySettings) -> list[str]:
+def _backend(
+    name: str, backend: Mapping[str, Any], settings: HaproxySettings, backend_options: list[RoutingOption]
+) -> list[str]:
     options = backend.get("options", {})
-    lines = [f"balance {options.get('balance', 'roundrobin')}"]
-    if options.get("sticky_session"):
-        lines.append("cookie SRVID insert indirect nocache")
+    lines = []
+    for option in backend_options:
+        value = options.get(option.name, option.default)
+        if value is not None:
+            lines += option.haproxy.backend_lines(value)
     lines.append(f"default-server {check_arguments(settings)}")
     lines += [_server_line(server, options) for server in sorted(backend["servers"], key=lambda item: item["name"])]
     return _section(f"backend {name}", lines)
@@ -414,8 +421,9 @@ def render_haproxy_config(table: Mapping[str, Any], settings: HaproxySettings | 
     lines += _global(settings) + _defaults(settings) + _frontend(settings, table) + _no_route() + _stats(settings)
     if settings.consul_ui_user is not None:
         lines += consul_ui_userlist(settings.consul_ui_user, settings.consul_ui_password or "")
+    backend_options = options_of("backend")
     for name in sorted(table["backends"]):
-        lines += _backend(name, table["backends"][name], settings)
+        lines += _backend(name, table["backends"][name], settings, backend_options)
     for name in spare_backend_names(settings):
-        lines += _backend(name, {"servers": []}, settings)
+        lines += _backend(name, {"servers": []}, settings, backend_options)
     return {"haproxy.cfg": "\n".join(lines), "hosts.map": render_map(table)}

@@ -18,9 +18,9 @@ from __future__ import annotations
 import copy
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Union
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import HaproxyError, cli_command
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
@@ -28,16 +28,98 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config im
     server_arguments,
     spare_backend_names,
 )
+from ansible_collections.autoproxy.stack.plugins.module_utils._options import (
+    ROUTING_OPTIONS,
+    RoutingOption,
+    Scope,
+    options_of,
+)
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import is_ip_literal
 
 # Every word sent to the CLI was validated by the routing rules already; this is the last
 # guard against ';' (command separator) or a newline reaching the socket.
 _SAFE_WORD_RE = re.compile(r"[A-Za-z0-9_.:\[\]/,-]+\Z")
-DEFAULT_WEIGHT = 1
+DEFAULT_WEIGHT = ROUTING_OPTIONS["weight"].haproxy.runtime_unset
 
 
 class RuntimeApiError(Exception):
     """HAProxy refused a Runtime API command; a reload is the way out."""
+
+
+# ---- the steps of a plan: one class per kind of Runtime API change
+
+
+@dataclass(frozen=True)
+class AddServer:
+    """Add ``server`` (a routing table server) to ``proxy``, with its backend's ``options``."""
+
+    proxy: str
+    server: Mapping[str, Any]
+    options: Mapping[str, Any]
+    kind: ClassVar[str] = "add_server"
+
+
+@dataclass(frozen=True)
+class SetAddress:
+    """Move a running server to another address and port."""
+
+    proxy: str
+    server: str
+    address: str
+    port: int
+    kind: ClassVar[str] = "set_addr"
+
+
+@dataclass(frozen=True)
+class SetOption:
+    """Change a routing option a running server can change (see RoutingOption.runtime)."""
+
+    proxy: str
+    server: str
+    option: str
+    value: Any
+
+    @property
+    def kind(self) -> str:
+        return f"set_{self.option}"
+
+
+@dataclass(frozen=True)
+class RemoveServer:
+    """Take a server out of service and delete it once it has no connection left."""
+
+    proxy: str
+    server: str
+    kind: ClassVar[str] = "remove_server"
+
+
+@dataclass(frozen=True)
+class MapAdd:
+    """Route a new host to a proxy."""
+
+    host: str
+    proxy: str
+    kind: ClassVar[str] = "map_add"
+
+
+@dataclass(frozen=True)
+class MapSet:
+    """Route a known host to another proxy."""
+
+    host: str
+    proxy: str
+    kind: ClassVar[str] = "map_set"
+
+
+@dataclass(frozen=True)
+class MapDel:
+    """Stop routing a host."""
+
+    host: str
+    kind: ClassVar[str] = "map_del"
+
+
+Step = Union[AddServer, SetAddress, SetOption, RemoveServer, MapAdd, MapSet, MapDel]
 
 
 @dataclass
@@ -73,36 +155,54 @@ def _running_backend(proxy: str, backend: Mapping[str, Any]) -> dict[str, Any]:
 class Plan:
     """Runtime API steps that take HAProxy from one state to the next, or why it must reload."""
 
-    steps: list[tuple[Any, ...]]
+    steps: list[Step]
     state: RunningState
     reload_reason: str | None = None
     # The reload is due because new backends outnumber the spare ones declared.
     out_of_spares: bool = False
 
 
-def _structure(options: Mapping[str, Any]) -> tuple[str, bool]:
+def _reload_only(scope: Scope) -> list[RoutingOption]:
+    return [option for option in options_of(scope) if not option.runtime]
+
+
+def _runtime(scope: Scope) -> list[RoutingOption]:
+    return [option for option in options_of(scope) if option.runtime]
+
+
+def _structure(options: Mapping[str, Any]) -> tuple[Any, ...]:
     """The backend options only a reload can change."""
-    return options.get("balance", "roundrobin"), bool(options.get("sticky_session"))
+    return tuple(options.get(option.name, option.default) for option in _reload_only("backend"))
 
 
-def _server_steps(proxy: str, old: Mapping[str, Any], new: Mapping[str, Any], options: Mapping[str, Any]):
+def _unset(option: RoutingOption, values: Mapping[str, Any]) -> Any:
+    """An option's value as the Runtime API sets it: the value, or what it sends for none."""
+    return values.get(option.name, option.haproxy.runtime_unset)
+
+
+def _server_steps(
+    proxy: str, old: Mapping[str, Any], new: Mapping[str, Any], options: Mapping[str, Any]
+) -> tuple[list[Step], list[Step], str | None]:
     """(steps, removals, reason) for one backend's servers."""
-    steps, removals = [], []
-    for name in sorted(set(old) - set(new)):
-        removals.append(("remove_server", proxy, name))
+    steps: list[Step] = []
+    removals: list[Step] = [RemoveServer(proxy, name) for name in sorted(set(old) - set(new))]
     for name in sorted(new):
         server = new[name]
         moved = name not in old or old[name]["address"] != server["address"]
         if moved and not is_ip_literal(server["address"]):
             return [], [], f"server {name} has a host name address, which only a reload resolves"
         if name not in old:
-            steps.append(("add_server", proxy, server, dict(options)))
+            steps.append(AddServer(proxy, server, dict(options)))
             continue
         before = old[name]
+        for option in _reload_only("server"):
+            if before.get(option.name) != server.get(option.name):
+                return [], [], f"server {name} changes {option.name}, which only a reload sets"
         if (before["address"], before["port"]) != (server["address"], server["port"]):
-            steps.append(("set_addr", proxy, name, server["address"], server["port"]))
-        if before.get("weight", DEFAULT_WEIGHT) != server.get("weight", DEFAULT_WEIGHT):
-            steps.append(("set_weight", proxy, name, server.get("weight", DEFAULT_WEIGHT)))
+            steps.append(SetAddress(proxy, name, server["address"], server["port"]))
+        for option in _runtime("server"):
+            if _unset(option, before) != _unset(option, server):
+                steps.append(SetOption(proxy, name, option.name, _unset(option, server)))
     return steps, removals, None
 
 
@@ -113,47 +213,49 @@ def plan_changes(state: RunningState, table: Mapping[str, Any]) -> Plan:
     and hosts stop pointing at servers before those are removed.
     """
     new_state = copy.deepcopy(state)
-    adds: list[tuple[Any, ...]] = []
-    removals: list[tuple[Any, ...]] = []
+    adds: list[Step] = []
+    removals: list[Step] = []
+    structural = [option.name for option in _reload_only("backend")]
     for name in sorted(set(state.backends) - set(table["backends"])):
         gone = new_state.backends.pop(name)
-        removals += [("remove_server", gone["proxy"], server) for server in sorted(gone["servers"])]
+        removals += [RemoveServer(gone["proxy"], server) for server in sorted(gone["servers"])]
     for name in sorted(table["backends"]):
         backend = table["backends"][name]
         options = dict(backend.get("options", {}))
         running = new_state.backends.get(name)
         if running is None:
             if _structure(options) != _structure({}):
-                return Plan([], state, f"new backend {name} has balance/sticky_session options")
+                return Plan([], state, f"new backend {name} has {'/'.join(structural)} options")
             if not new_state.spares:
                 return Plan([], state, f"new backend {name}: no spare backend left", out_of_spares=True)
             running = new_state.backends[name] = _running_backend(new_state.spares.pop(0), {"servers": []})
         elif _structure(running["options"]) != _structure(options):
-            return Plan([], state, f"backend {name} changes balance or sticky_session")
+            return Plan([], state, f"backend {name} changes {' or '.join(structural)}")
         wanted = {server["name"]: dict(server) for server in backend["servers"]}
-        steps, gone, reason = _server_steps(running["proxy"], running["servers"], wanted, options)
+        steps, gone_servers, reason = _server_steps(running["proxy"], running["servers"], wanted, options)
         if reason:
             return Plan([], state, f"backend {name}: {reason}")
-        if running["options"].get("maxconn") != options.get("maxconn"):
-            steps += [("set_maxconn", running["proxy"], server, options.get("maxconn", 0))
-                      for server in sorted(set(running["servers"]) & set(wanted))]
+        for option in _runtime("backend"):
+            if _unset(option, running["options"]) != _unset(option, options):
+                steps += [SetOption(running["proxy"], server, option.name, _unset(option, options))
+                          for server in sorted(set(running["servers"]) & set(wanted))]
         adds += steps
-        removals += gone
+        removals += gone_servers
         running["options"], running["servers"] = options, wanted
     maps = _map_steps(state, new_state, table["hosts"])
     new_state.hosts = dict(table["hosts"])
     return Plan(adds + maps + removals, new_state)
 
 
-def _map_steps(old: RunningState, new: RunningState, hosts: Mapping[str, str]) -> list[tuple[Any, ...]]:
-    steps: list[tuple[Any, ...]] = []
+def _map_steps(old: RunningState, new: RunningState, hosts: Mapping[str, str]) -> list[Step]:
+    steps: list[Step] = []
     for host in sorted(hosts):
         proxy = new.proxy(hosts[host])
         if host not in old.hosts:
-            steps.append(("map_add", host, proxy))
+            steps.append(MapAdd(host, proxy))
         elif old.hosts[host] not in old.backends or old.proxy(old.hosts[host]) != proxy:
-            steps.append(("map_set", host, proxy))
-    steps += [("map_del", host) for host in sorted(set(old.hosts) - set(hosts))]
+            steps.append(MapSet(host, proxy))
+    steps += [MapDel(host) for host in sorted(set(old.hosts) - set(hosts))]
     return steps
 
 
@@ -191,15 +293,34 @@ class RuntimeApi:
     def command(self, *words: Any) -> str:
         return send_command(self.socket_path, _words(*words))
 
-    def expect(self, answer_ok, *words: Any) -> str:
+    def expect(self, answer_ok: Callable[[str], bool], *words: Any) -> str:
         answer = self.command(*words)
         if not answer_ok(answer):
             raise RuntimeApiError(f"{' '.join(map(str, words))}: {answer or '(no answer)'}")
         return answer
 
-    def apply(self, steps: list[tuple[Any, ...]]) -> None:
+    def apply(self, steps: Iterable[Step]) -> None:
+        """Send each step in order; RuntimeApiError at the first one HAProxy refuses."""
         for step in steps:
-            getattr(self, "_" + step[0])(*step[1:])
+            self.send(step)
+
+    def send(self, step: Step) -> None:
+        if isinstance(step, AddServer):
+            self._add_server(step.proxy, step.server, step.options)
+        elif isinstance(step, SetAddress):
+            self._set_addr(step.proxy, step.server, step.address, step.port)
+        elif isinstance(step, SetOption):
+            self._set_option(step.proxy, step.server, ROUTING_OPTIONS[step.option], step.value)
+        elif isinstance(step, RemoveServer):
+            self._remove_server(step.proxy, step.server)
+        elif isinstance(step, MapAdd):
+            self.expect(_empty, "add", "map", self.map_name, step.host, step.proxy)
+        elif isinstance(step, MapSet):
+            self.expect(_empty, "set", "map", self.map_name, step.host, step.proxy)
+        elif isinstance(step, MapDel):
+            self.expect(lambda a: a == "" or "not found" in a.lower(), "del", "map", self.map_name, step.host)
+        else:
+            raise TypeError(f"not a Runtime API step: {step!r}")
 
     def forget(self) -> None:
         """After a reload nothing from before is running any more."""
@@ -211,9 +332,14 @@ class RuntimeApi:
         if self.draining.pop((proxy, name), None) is not None and not self._try_delete(proxy, name):
             # Still there in maintenance with connections: bring it back instead of adding a
             # second server of that name.
+            fixed = [option.name for option in _reload_only("server") if option.name in server]
+            if fixed:
+                raise RuntimeApiError(f"server {proxy}/{name} still drains and {', '.join(fixed)} needs a reload")
             self._set_addr(proxy, name, server["address"], server["port"])
-            self._set_weight(proxy, name, server.get("weight", DEFAULT_WEIGHT))
-            self._set_maxconn(proxy, name, options.get("maxconn", 0))
+            for option in _runtime("server"):
+                self._set_option(proxy, name, option, _unset(option, server))
+            for option in _runtime("backend"):
+                self._set_option(proxy, name, option, _unset(option, options))
         else:
             arguments = server_arguments(server, options, self.settings).split()
             self.expect(lambda a: "New server registered" in a, "add", "server", f"{proxy}/{name}", *arguments)
@@ -224,20 +350,11 @@ class RuntimeApi:
         self.expect(lambda a: "changed" in a or "no need" in a or a == "", "set", "server", f"{proxy}/{name}",
                     "addr", address, "port", port)
 
-    def _set_weight(self, proxy: str, name: str, weight: int) -> None:
-        self.expect(_empty, "set", "server", f"{proxy}/{name}", "weight", weight)
-
-    def _set_maxconn(self, proxy: str, name: str, maxconn: int) -> None:
-        self.expect(_empty, "set", "maxconn", "server", f"{proxy}/{name}", maxconn)
-
-    def _map_add(self, host: str, proxy: str) -> None:
-        self.expect(_empty, "add", "map", self.map_name, host, proxy)
-
-    def _map_set(self, host: str, proxy: str) -> None:
-        self.expect(_empty, "set", "map", self.map_name, host, proxy)
-
-    def _map_del(self, host: str) -> None:
-        self.expect(lambda a: a == "" or "not found" in a.lower(), "del", "map", self.map_name, host)
+    def _set_option(self, proxy: str, name: str, option: RoutingOption, value: Any) -> None:
+        words = option.haproxy.runtime_words
+        if words is None:
+            raise RuntimeApiError(f"{option.name} of {proxy}/{name} cannot change without a reload")
+        self.expect(_empty, *words(f"{proxy}/{name}", value))
 
     def _remove_server(self, proxy: str, name: str) -> None:
         self.expect(_empty, "set", "server", f"{proxy}/{name}", "state", "maint")

@@ -17,11 +17,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._addresses import MAX_PORT, host_port, parse_port
+from ansible_collections.autoproxy.stack.plugins.module_utils._options import options_of
 from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
     BACKEND_NAME_RE,
     ParsedTags,
     expand_hosts,
-    haproxy_backend_name,
     is_host_fragment,
     memberships,
     normalise_domains,
@@ -30,13 +30,23 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._text import show
 
-BACKEND_OPTIONS = ("balance", "maxconn", "sticky_session")
 SERVER_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 _SERVER_NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_.-]")
 _MAX_ID_LENGTH = 1024
 # Consul registers its servers' RPC port as service "consul": not HTTP, never routed. Its UI
 # is routed through the service the consul role registers (consul-admin_infra).
 UNROUTED_SERVICES = frozenset(("consul",))
+
+
+def backend_name(name: str, routing_tag: str | None = None) -> str:
+    """``<tag>_<name>_backend`` (docs/RULES.md §1) or ``<name>_backend`` (§2); ValueError if unroutable."""
+    if not valid_service_name(name):
+        raise ValueError(f"invalid service name {show(name)}")
+    if routing_tag is None:
+        return f"{name}_backend"
+    if not is_host_fragment(routing_tag):
+        raise ValueError(f"invalid routing tag {show(routing_tag)} for service {show(name)}")
+    return f"{routing_tag.lower()}_{name}_backend"
 
 
 def server_name(instance_id: str, node: str = "") -> str:
@@ -70,6 +80,15 @@ def valid_address(value: Any) -> bool:
     return is_ip_literal(value) or is_host_fragment(value)
 
 
+def _backend_option_names() -> list[str]:
+    # Sorted: the first instance to set an option decides, whatever order the options are declared in.
+    return sorted(option.name for option in options_of("backend"))
+
+
+def _server_option_names() -> list[str]:
+    return [option.name for option in options_of("server")]
+
+
 class _Instance:
     """One checked instance with its parsed tags."""
 
@@ -101,22 +120,33 @@ class _Shape:
                 f"service {show(service)}: host {show(host)} dropped: longer than a host name may be"
                 for host in rejected
             )
-            self.memberships.append((haproxy_backend_name(service, tag), tag, expanded))
+            self.memberships.append((backend_name(service, tag), tag, expanded))
 
 
-def _shape(service: str, tags: Any, domains: list[str], shapes: dict[Any, _Shape]) -> _Shape:
-    # Instances of one service nearly always share their tags: parse them once per build.
-    key = (service, tuple(tags)) if isinstance(tags, list) and all(isinstance(t, str) for t in tags) else None
-    shape = shapes.get(key) if key is not None else None
-    if shape is None:
-        shape = _Shape(service, parse_tags(tags, service=service), domains)
-        if key is not None:
-            shapes[key] = shape
-    return shape
+class _ShapeCache:
+    """Shapes by (service, tags); ``used`` holds those one build asked for, so the rest can go.
+
+    Instances of one service nearly always share their tags: they are parsed once per build, and
+    in a RoutingTableBuilder once for as long as they stay in the catalog.
+    """
+
+    def __init__(self, known: dict[Any, _Shape] | None = None) -> None:
+        self.known = known or {}
+        self.used: dict[Any, _Shape] = {}
+
+    def shape(self, service: str, tags: Any, domains: list[str]) -> _Shape:
+        key = (service, tuple(tags)) if isinstance(tags, list) and all(isinstance(t, str) for t in tags) else None
+        if key is None:
+            return _Shape(service, parse_tags(tags, service=service), domains)
+        shape = self.used.get(key) or self.known.get(key)
+        if shape is None:
+            shape = _Shape(service, parse_tags(tags, service=service), domains)
+        self.used[key] = shape
+        return shape
 
 
 def _check_instance(
-    raw: Any, domains: list[str], shapes: dict[Any, _Shape]
+    raw: Any, domains: list[str], shapes: _ShapeCache
 ) -> tuple[_Instance | None, _Shape | None, list[str]]:
     """Validate one normalised health entry; (None, None, warnings) if it must be dropped."""
     if not isinstance(raw, Mapping):
@@ -141,7 +171,7 @@ def _check_instance(
     tags = raw.get("tags")
     if tags is not None and (isinstance(tags, (str, bytes, Mapping)) or not isinstance(tags, Iterable)):
         return dropped("tags must be a list")
-    shape = _shape(service, tags, domains, shapes)
+    shape = shapes.shape(service, tags, domains)
     return _Instance(raw, port, shape.parsed), shape, shape.warnings
 
 
@@ -157,8 +187,8 @@ class _Backend:
         self.servers: list[dict[str, Any]] = []
         self.server_names: dict[str, str] = {}
 
-    def add_options(self, instance: _Instance, warnings: list[str]) -> None:
-        for key in BACKEND_OPTIONS:
+    def add_options(self, instance: _Instance, warnings: list[str], keys: list[str]) -> None:
+        for key in keys:
             if key not in instance.parsed.options:
                 continue
             value = instance.parsed.options[key]
@@ -170,7 +200,7 @@ class _Backend:
                     f"in backend {show(self.name)}, which uses {show(str(self.options[key]))} from an earlier instance"
                 )
 
-    def add_server(self, instance: _Instance, warnings: list[str]) -> None:
+    def add_server(self, instance: _Instance, warnings: list[str], keys: list[str]) -> None:
         name = server_name(instance.id, instance.node)
         if name in self.server_names:
             warnings.append(
@@ -180,8 +210,9 @@ class _Backend:
             return
         self.server_names[name] = instance.id
         server: dict[str, Any] = {"name": name, "id": instance.id, "address": instance.address, "port": instance.port}
-        if "weight" in instance.parsed.options:
-            server["weight"] = instance.parsed.options["weight"]
+        for key in keys:
+            if key in instance.parsed.options:
+                server[key] = instance.parsed.options[key]
         self.servers.append(server)
 
     def as_dict(self, won_hosts: list[str]) -> dict[str, Any]:
@@ -194,9 +225,10 @@ class _Backend:
         }
 
 
-def _collect(instances: Iterable[Any], domains: list[str], warnings: list[str]) -> dict[str, _Backend]:
+def _collect(
+    instances: Iterable[Any], domains: list[str], warnings: list[str], shapes: _ShapeCache
+) -> dict[str, _Backend]:
     checked: list[tuple[_Instance, _Shape]] = []
-    shapes: dict[Any, _Shape] = {}
     for raw in instances:
         if isinstance(raw, dict) and raw.get("service") in UNROUTED_SERVICES:
             continue
@@ -205,15 +237,16 @@ def _collect(instances: Iterable[Any], domains: list[str], warnings: list[str]) 
         if instance is not None and shape is not None:
             checked.append((instance, shape))
     backends: dict[str, _Backend] = {}
+    backend_keys, server_keys = _backend_option_names(), _server_option_names()
     for instance, shape in sorted(checked, key=lambda item: item[0].sort_key):
         for name, tag, hosts in shape.memberships:
             backend = _claim_backend(backends, name, instance, tag, warnings)
             if backend is None:
                 continue
             backend.hosts.extend(host for host in hosts if host not in backend.hosts)
-            backend.add_options(instance, warnings)
+            backend.add_options(instance, warnings, backend_keys)
             if instance.passing:
-                backend.add_server(instance, warnings)
+                backend.add_server(instance, warnings, server_keys)
     return backends
 
 
@@ -279,19 +312,40 @@ def build_routing_table(instances: Iterable[Any], domains: Any) -> dict[str, Any
     another route), and health flapping never changes the structure of the config, only its
     servers, which the Runtime API can apply without a reload.
     """
-    warnings: list[str] = []
-    kept_domains, domain_warnings = normalise_domains(domains)
-    warnings.extend(domain_warnings)
-    backends = _collect(instances, kept_domains, warnings)
-    hosts = _resolve_hosts(backends, warnings)
-    won: dict[str, list[str]] = {name: [] for name in backends}
-    for host, name in hosts.items():
-        won[name].append(host)
-    return {
-        "backends": {name: backends[name].as_dict(won[name]) for name in sorted(backends)},
-        "hosts": hosts,
-        "warnings": _unique(warnings),
-    }
+    return RoutingTableBuilder().build(instances, domains)
+
+
+class RoutingTableBuilder:
+    """build_routing_table() for a caller that builds again and again (the proxy agent).
+
+    What a service name and tag list decide (parsed tags, backends, hosts with domains) is kept
+    from one build to the next, so a build after a change parses only the tags it has not seen;
+    what the last build did not use is dropped.
+    """
+
+    def __init__(self) -> None:
+        self._shapes: dict[Any, _Shape] = {}
+        self._domains: Any = None
+
+    def build(self, instances: Iterable[Any], domains: Any) -> dict[str, Any]:
+        """The routing table of ``instances``; the same as build_routing_table()."""
+        warnings: list[str] = []
+        kept_domains, domain_warnings = normalise_domains(domains)
+        warnings.extend(domain_warnings)
+        if kept_domains != self._domains:
+            self._shapes, self._domains = {}, kept_domains
+        shapes = _ShapeCache(self._shapes)
+        backends = _collect(instances, kept_domains, warnings, shapes)
+        self._shapes = shapes.used
+        hosts = _resolve_hosts(backends, warnings)
+        won: dict[str, list[str]] = {name: [] for name in backends}
+        for host, name in hosts.items():
+            won[name].append(host)
+        return {
+            "backends": {name: backends[name].as_dict(won[name]) for name in sorted(backends)},
+            "hosts": hosts,
+            "warnings": _unique(warnings),
+        }
 
 
 def route_lines(table: dict[str, Any]) -> list[str]:

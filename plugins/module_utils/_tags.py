@@ -2,10 +2,11 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Consul service tags: routing tags, option tags, metadata, host and backend names.
+"""Consul service tags: routing tags, option tags, metadata and host names.
 
-These are docs/RULES.md §1-§5 and §7. Everything here is pure and stdlib-only so the
-modules, the filters and the agents share one implementation.
+These are docs/RULES.md §1-§5 and §7. Everything here is pure, stdlib-only and proxy-neutral
+so the modules, the filters and the agents share one implementation; the option keywords and
+their values come from the option registry (_options).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.autoproxy.stack.plugins.module_utils._options import ROUTING_OPTIONS, RoutingOption
 from ansible_collections.autoproxy.stack.plugins.module_utils._text import show
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -26,15 +28,10 @@ BACKEND_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,255}\Z")
 METADATA_KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}\Z")
 # Metadata is never rendered, but it is logged and returned, so keep it printable and unquoted.
 METADATA_VALUE_RE = re.compile(r"[!$%&()*+,\-./0-9:;<=>?@A-Z\[\]^_a-z{|}~]{0,255}\Z")
-_DIGITS_RE = re.compile(r"[0-9]{1,7}\Z")
+ALIAS_KEYWORDS = frozenset(("server_alias", "server_aliases"))
+# The keywords a key=value tag may start with; the routing options are declared in _options.
+OPTION_KEYWORDS = frozenset(ROUTING_OPTIONS) | ALIAS_KEYWORDS
 
-BALANCE_ALGORITHMS = ("roundrobin", "static-rr", "leastconn", "first", "source", "random")
-OPTION_KEYWORDS = frozenset(("sticky_session", "weight", "balance", "maxconn", "server_alias", "server_aliases"))
-WEIGHT_RANGE = (0, 256)
-MAXCONN_RANGE = (1, 1000000)
-
-_TRUE_WORDS = ("true", "yes", "on", "1")
-_FALSE_WORDS = ("false", "no", "off", "0")
 
 
 @dataclass(frozen=True)
@@ -65,40 +62,12 @@ def valid_service_name(name: Any) -> bool:
     )
 
 
-def haproxy_backend_name(name: str, routing_tag: str | None = None) -> str:
-    """``<tag>_<name>_backend`` (§1) or ``<name>_backend`` (§2); ValueError if unroutable."""
-    if not valid_service_name(name):
-        raise ValueError(f"invalid service name {show(name)}")
-    if routing_tag is None:
-        return f"{name}_backend"
-    if not is_host_fragment(routing_tag):
-        raise ValueError(f"invalid routing tag {show(routing_tag)} for service {show(name)}")
-    return f"{routing_tag.lower()}_{name}_backend"
-
-
 def host_for_tag(name: str, routing_tag: str) -> str:
     """docs/RULES.md §1: the host of a tagged service (``www`` + ``hello`` -> ``www.hello``).
 
     The service part gets §2's ``_`` -> ``.`` too, so a name valid for §2 stays a valid host.
     """
     return f"{host_for_untagged(name)}.{routing_tag.lower()}"
-
-
-def _parse_int(value: str, low: int, high: int) -> int | None:
-    # int() alone would accept '+5', ' 5', '5_0' and non-ASCII digits.
-    if _DIGITS_RE.match(value) is None:
-        return None
-    number = int(value)
-    return number if low <= number <= high else None
-
-
-def _parse_bool(value: str) -> bool | None:
-    lowered = value.lower()
-    if lowered in _TRUE_WORDS:
-        return True
-    if lowered in _FALSE_WORDS:
-        return False
-    return None
 
 
 class _TagParser:
@@ -123,14 +92,16 @@ class _TagParser:
         tag = tag.strip(" ")
         if tag == "":
             self.warn(tag, "empty tag")
-        elif tag == "sticky_session":
-            self.set_option(tag, "sticky_session", True)
+        elif self.is_bare_option(tag):
+            self.set_option(tag, tag, True)
         elif is_host_fragment(tag):
             self.add_unique(self.routing, tag.lower())
         elif "=" in tag:
             key, value = tag.split("=", 1)
-            if key in OPTION_KEYWORDS:
-                self.add_option(tag, key, value)
+            if key in ALIAS_KEYWORDS:
+                self.add_aliases(tag, key, value)
+            elif key in ROUTING_OPTIONS:
+                self.add_option(tag, ROUTING_OPTIONS[key], value)
             else:
                 self.add_metadata(tag, key, value)
         else:
@@ -147,27 +118,19 @@ class _TagParser:
             return
         self.options[key] = value
 
-    def add_option(self, tag: str, key: str, value: str) -> None:
-        if key in ("server_alias", "server_aliases"):
-            self.add_aliases(tag, key, value)
-        elif key == "sticky_session":
-            flag = _parse_bool(value)
-            if flag is None:
-                self.warn(tag, "sticky_session takes no value or true/false")
-            elif flag:
-                self.set_option(tag, key, True)
-        elif key == "balance":
-            if value in BALANCE_ALGORITHMS:
-                self.set_option(tag, key, value)
-            else:
-                self.warn(tag, f"balance must be one of {', '.join(BALANCE_ALGORITHMS)}")
-        else:
-            low, high = WEIGHT_RANGE if key == "weight" else MAXCONN_RANGE
-            number = _parse_int(value, low, high)
-            if number is None:
-                self.warn(tag, f"{key} must be an integer {low}-{high}")
-            else:
-                self.set_option(tag, key, number)
+    @staticmethod
+    def is_bare_option(tag: str) -> bool:
+        option = ROUTING_OPTIONS.get(tag)
+        return option is not None and option.value.bare
+
+    def add_option(self, tag: str, option: RoutingOption, text: str) -> None:
+        """A ``key=value`` tag of a routing option."""
+        value = option.value.parse(text)
+        if value is None:
+            self.warn(tag, option.requirement())
+        elif value is not False:
+            # A flag set to false is the same as no tag: nothing to store or to conflict with.
+            self.set_option(tag, option.name, value)
 
     def add_aliases(self, tag: str, key: str, value: str) -> None:
         names = value.split(",") if key == "server_aliases" else [value]

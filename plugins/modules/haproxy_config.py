@@ -186,7 +186,8 @@ options:
       - How to reload a running HAProxy after a change. Nothing is reloaded when the files did not change.
       - V(master_socket) sends C(reload) to the master CLI at O(master_socket) (HAProxy started with
         C(-W -S <socket>)) and checks that HAProxy loaded the new config. With O(container), the socket is inside the
-        container and the command runs there with C(python3); the autoproxy agent image provides what it needs.
+        container and the reload and its check run there, through the C(reload) subcommand of the autoproxy agent
+        image.
       - V(signal) sends O(reload_signal) to O(container) (C(docker kill)); its main process must be the HAProxy
         master, as in the official HAProxy images. The module checks that the container still runs.
     type: str
@@ -293,8 +294,8 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._consul_module imp
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
     CONFIG_NAME,
     HaproxyError,
+    cli_command,
     findings,
-    master_command,
     read_config_dir,
     validate_files,
 )
@@ -302,13 +303,12 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config im
     HaproxySettings,
     render_haproxy_config,
 )
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_master import ReloadError, verified_reload
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_module import (
     CONTAINER_CHECK_SCRIPT,
-    CONTAINER_MASTER_SCRIPT,
-    ReloadError,
+    CONTAINER_RELOAD_COMMAND,
     blame,
     tar_files,
-    verified_reload,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import build_routing_table, route_lines
 
@@ -407,30 +407,30 @@ class HaproxyConfig:
         return rc == 0, findings(output)
 
     # ---- reload
-    def reload(self):
+    def reload(self) -> str:
         how = self.params["reload"]
         try:
-            if how == "master_socket":
-                return verified_reload(self.master_sender())
-            return self.signal_container()
-        except (HaproxyError, ReloadError) as exc:
+            if how != "master_socket":
+                return self.signal_container()
+            if self.params["container"]:
+                return self.reload_in_container()
+            socket_path = self.params["master_socket"]
+            return verified_reload(lambda command: cli_command(socket_path, command))
+        except HaproxyError as exc:
             self.module.fail_json(msg=f"the new configuration was written to {self.params['path']}, but the reload "
                                   f"failed: {exc}")
 
-    def master_sender(self):
-        socket_path = self.params["master_socket"]
+    def reload_in_container(self) -> str:
+        """The agent image's ``reload`` subcommand: the same verified reload, next to the master socket."""
         container = self.params["container"]
-        if not container:
-            return lambda command: master_command(socket_path, command)
-
-        def send(command):
-            cmd = [self.docker, "exec", container, "python3", "-c", CONTAINER_MASTER_SCRIPT, socket_path, command]
-            rc, out, err = self.module.run_command(cmd)
-            if rc != 0:
-                raise HaproxyError(f"docker exec {container} (master CLI {command!r}) failed: {err.strip() or out}")
-            return out
-
-        return send
+        cmd = [self.docker, "exec", container, *CONTAINER_RELOAD_COMMAND,
+               "--master-socket", self.params["master_socket"]]
+        rc, out, err = self.module.run_command(cmd)
+        if rc == 1:
+            raise ReloadError(err.strip() or out.strip())
+        if rc != 0:
+            raise HaproxyError(f"docker exec {container} (autoproxy-agent reload) failed: {err.strip() or out}")
+        return out.strip()
 
     def started_at(self, container):
         rc, out, err = self.module.run_command(

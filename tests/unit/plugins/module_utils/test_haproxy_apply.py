@@ -15,7 +15,7 @@ import pytest
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
     HaproxyError,
     _first_failing_backend,
-    master_command,
+    cli_command,
     read_config_dir,
     render_validated,
     reported_sections,
@@ -91,7 +91,7 @@ def ask(master, command, timeout=10.0):
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return master_command(master, command)
+            return cli_command(master, command)
         except HaproxyError:
             if time.monotonic() > deadline:
                 raise
@@ -121,7 +121,7 @@ def test_master_cli_reload_starts_a_new_worker(tmp_path, haproxy_bin):
 
 def test_master_command_names_the_socket_when_it_fails(tmp_path):
     with pytest.raises(HaproxyError, match="nothing.sock"):
-        master_command(str(tmp_path / "nothing.sock"), "show proc")
+        cli_command(str(tmp_path / "nothing.sock"), "show proc")
 
 
 def test_render_validated_leaves_out_only_the_backend_haproxy_rejects(tmp_path, haproxy_bin):

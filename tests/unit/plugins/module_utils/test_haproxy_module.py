@@ -15,23 +15,24 @@ import time
 
 import pytest
 
+from ansible_collections.autoproxy.stack.agents.__main__ import main as agent_main
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
     HaproxyError,
+    cli_command,
     findings,
-    master_command,
     validate_files,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
     HaproxySettings,
     render_haproxy_config,
 )
-from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_module import (
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_master import (
     ReloadError,
-    blame,
     master_state,
-    tar_files,
     verified_reload,
+    worker_pids,
 )
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_module import blame, tar_files
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import build_routing_table
 
 TABLE = build_routing_table(
@@ -95,7 +96,7 @@ def running_haproxy(haproxy_bin):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            if master_state(master_command(sock, "show proc")):
+            if master_state(cli_command(sock, "show proc")):
                 break
         except HaproxyError:
             pass
@@ -108,7 +109,7 @@ def running_haproxy(haproxy_bin):
 
 def test_verified_reload_reports_a_reload_that_took(running_haproxy):
     sock = running_haproxy[1]
-    answer = verified_reload(lambda command: master_command(sock, command))
+    answer = verified_reload(lambda command: cli_command(sock, command))
     assert answer.startswith(("reloads: ", "Success=1"))
 
 
@@ -116,9 +117,41 @@ def test_verified_reload_fails_when_haproxy_keeps_the_old_config(running_haproxy
     cfg, sock = running_haproxy
     cfg.write_text(cfg.read_text() + "this is not a keyword\n")
     with pytest.raises(ReloadError, match="refused the new configuration"):
-        verified_reload(lambda command: master_command(sock, command))
+        verified_reload(lambda command: cli_command(sock, command))
 
 
 def test_verified_reload_fails_on_a_socket_that_is_not_a_master():
     with pytest.raises(ReloadError, match="did not answer 'show proc'"):
         verified_reload(lambda command: "Unknown command\n")
+
+
+def test_worker_pids_reads_show_proc():
+    show_proc = ("#<PID>          <type>          <reloads>       <uptime>        <version>\n"
+                 "10832           master          2 [failed: 1]   0d00h00m03s     2.6.12-1+deb12u4\n"
+                 "# workers\n10839           worker          1               0d00h00m02s     2.6.12\n"
+                 "10840           worker          0               0d00h00m01s     2.6.12\n"
+                 "# old workers\n")
+    assert worker_pids(show_proc) == {10839, 10840}
+    assert worker_pids("Unknown command") == set()
+
+
+def test_verified_reload_waits_until_ready_sees_a_new_worker(running_haproxy):
+    sock = running_haproxy[1]
+    seen = []
+
+    def ready(new_workers):
+        seen.append(set(new_workers))
+        return bool(new_workers)
+
+    verified_reload(lambda command: cli_command(sock, command), interval=0.05, ready=ready)
+    assert seen and seen[-1], "ready() was asked until a new worker ran"
+
+
+def test_agent_reload_subcommand_reports_and_fails_like_the_module(running_haproxy, capsys):
+    cfg, sock = running_haproxy
+    assert agent_main(["reload", "--master-socket", sock]) == 0
+    assert capsys.readouterr().out.startswith(("reloads: ", "Success=1"))
+    cfg.write_text(cfg.read_text() + "this is not a keyword\n")
+    assert agent_main(["reload", "--master-socket", sock]) == 1
+    assert "refused the new configuration" in capsys.readouterr().err
+    assert agent_main(["reload", "--master-socket", sock + ".missing"]) == 2

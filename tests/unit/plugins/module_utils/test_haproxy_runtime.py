@@ -23,9 +23,12 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config im
     render_haproxy_config,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_runtime import (
+    AddServer,
+    MapAdd,
     RunningState,
     RuntimeApi,
     RuntimeApiError,
+    SetOption,
     plan_changes,
     send_command,
 )
@@ -44,7 +47,7 @@ def table_of(*instances):
 
 
 def kinds(plan):
-    return [step[0] for step in plan.steps]
+    return [step.kind for step in plan.steps]
 
 
 # ---- the plan (pure)
@@ -62,9 +65,9 @@ def test_membership_and_weight_changes_are_runtime_steps():
     plan = plan_changes(RunningState.from_table(old, SETTINGS), new)
     assert plan.reload_reason is None
     assert sorted(kinds(plan)[:2]) == ["add_server", "set_weight"] and kinds(plan)[2:] == ["remove_server"]
-    steps = dict((step[0], step) for step in plan.steps)
-    assert steps["add_server"][1] == "hello_www_backend" and steps["add_server"][2]["port"] == 3
-    assert steps["set_weight"][3] == 5
+    steps = dict((step.kind, step) for step in plan.steps)
+    assert steps["add_server"].proxy == "hello_www_backend" and steps["add_server"].server["port"] == 3
+    assert steps["set_weight"].value == 5
 
 
 def test_a_new_default_service_takes_a_spare_backend_and_map_entries():
@@ -73,15 +76,15 @@ def test_a_new_default_service_takes_a_spare_backend_and_map_entries():
     state = RunningState.from_table(old, SETTINGS)
     plan = plan_changes(state, new)
     assert plan.reload_reason is None
-    assert plan.steps[0] == ("add_server", "autoproxy_spare_0000", new["backends"]["api_backend"]["servers"][0], {})
-    assert [s for s in plan.steps if s[0] == "map_add"] == [("map_add", "api", "autoproxy_spare_0000"),
-                                                            ("map_add", "api.test", "autoproxy_spare_0000")]
+    assert plan.steps[0] == AddServer("autoproxy_spare_0000", new["backends"]["api_backend"]["servers"][0], {})
+    assert [s for s in plan.steps if s.kind == "map_add"] == [
+        MapAdd("api", "autoproxy_spare_0000"), MapAdd("api.test", "autoproxy_spare_0000")]
     assert plan.state.spares == ["autoproxy_spare_0001"] and state.spares == [
         "autoproxy_spare_0000", "autoproxy_spare_0001"], "the plan never changes its input"
     # The next plan starts from the new state: the service keeps its spare.
     again = plan_changes(plan.state, table_of(instance("www", "a", 1, ["hello"]), instance("api", "x", 9),
                                               instance("api", "y", 10)))
-    assert kinds(again) == ["add_server"] and again.steps[0][1] == "autoproxy_spare_0000"
+    assert kinds(again) == ["add_server"] and again.steps[0].proxy == "autoproxy_spare_0000"
 
 
 def test_a_removed_service_loses_its_hosts_before_its_servers():
@@ -110,7 +113,7 @@ def test_maxconn_change_is_a_runtime_step():
     new = table_of(instance("www", "a", 1, ["hello", "maxconn=7"]))
     plan = plan_changes(RunningState.from_table(old, SETTINGS), new)
     name = old["backends"]["hello_www_backend"]["servers"][0]["name"]
-    assert plan.steps == [("set_maxconn", "hello_www_backend", name, 7)]
+    assert plan.steps == [SetOption("hello_www_backend", name, "maxconn", 7)]
 
 
 # ---- against a real HAProxy
@@ -307,6 +310,6 @@ def test_a_server_that_comes_back_while_draining_is_reused(running, web_ports):
 def test_haproxy_refusals_surface_as_errors(running, web_ports):
     proxy = running(table_of(instance("www", "a", web_ports[0], ["hello"])))
     with pytest.raises(RuntimeApiError, match="No such server|Unknown"):
-        proxy.api.apply([("set_weight", "hello_www_backend", "nope", 3)])
+        proxy.api.apply([SetOption("hello_www_backend", "nope", "weight", 3)])
     with pytest.raises(RuntimeApiError, match="unsafe"):
-        proxy.api.apply([("map_add", "evil;shutdown", "x")])
+        proxy.api.apply([MapAdd("evil;shutdown", "x")])

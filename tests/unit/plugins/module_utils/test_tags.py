@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.autoproxy.stack.plugins.module_utils._routing import backend_name as haproxy_backend_name
 from ansible_collections.autoproxy.stack.plugins.module_utils._tags import (
     HOST_FRAGMENT_RE,
     OPTION_KEYWORDS,
-    haproxy_backend_name,
     host_for_untagged,
     is_host_fragment,
     normalise_domains,
