@@ -29,6 +29,7 @@ import time
 import docker
 
 from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default
+from ansible_collections.autoproxy.stack.agents._registrator_claims import ServiceIdClaims
 from ansible_collections.autoproxy.stack.agents._registrator_runtime import KeyedSerialExecutor, probe_once
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul import (
     ConsulClient,
@@ -62,6 +63,10 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._registrations imp
     registrator_cleanup_ids,
     services_by_container,
     with_digest,
+)
+from ansible_collections.autoproxy.stack.plugins.module_utils._service_id_ownership import (
+    assign_service_ids,
+    claim_order,
 )
 
 log = logging.getLogger("autoproxy.registrator")
@@ -180,6 +185,7 @@ class RegistratorAgent:
         self.health_sent = {}          # container name -> (consul status, monotonic time)
         self.refused = {}              # (service ID, digest) Consul refused -> monotonic time to retry
         self.probing = {}              # service ID -> (container name, digest) probed before it is registered
+        self.claims = ServiceIdClaims()  # which running containers ask for which service ID
 
     # ---- Consul state this agent owns
     def owned_for(self, name):
@@ -201,11 +207,21 @@ class RegistratorAgent:
     def selected(self, inspect):
         return _label_matches((inspect.get("Config") or {}).get("Labels"), self.args.filter_label)
 
-    def desired(self, inspect):
+    def desired(self, inspect, have=None):
+        """(registrations the container should have now, other containers whose service IDs moved).
+
+        Claims the container's service IDs, so call it only for a running container that is not
+        draining. ``have``: its services in Consul (service ID -> entry), None when not read.
+        """
         name = container_name(inspect)
         if not self.selected(inspect):
-            return []
+            return [], self.claims.release(name)
         services, warnings = container_services(inspect, self.options)
+        order = claim_order((inspect.get("State") or {}).get("StartedAt"), inspect.get("Id"))
+        holders, moved = self.claims.claim(name, [service["ID"] for service in services], order,
+                                           None if have is None else list(have))
+        services, id_warnings = assign_service_ids(services, name, holders)
+        warnings = list(warnings) + id_warnings
         if tuple(warnings) != self.warned.get(name):
             # Logged when they change, not on every periodic pass.
             for warning in warnings:
@@ -214,7 +230,18 @@ class RegistratorAgent:
         health = docker_health_status(inspect)
         if health is not None:
             services = [add_health_check(s, self.args.health_ttl, consul_status(health)) for s in services]
-        return [with_digest(service) for service in services]
+        return [with_digest(service) for service in services], moved
+
+    def reconcile_moved(self, moved, reason):
+        """Containers that gained or lost a service ID reconcile now, each on its own queue."""
+        if not moved:
+            return
+        for container_id, (cached_name, _services) in list(self.desired_cache.items()):
+            if cached_name in moved:
+                self.desired_cache.pop(container_id, None)
+        for other in sorted(moved):
+            log.info("%s: reconciling %s, whose service IDs changed hands", reason, other)
+            self.executor.submit(other, self.reconcile, other)
 
     def is_draining(self, name):
         deadline = self.draining.get(name)
@@ -249,14 +276,16 @@ class RegistratorAgent:
         state = (inspect or {}).get("State")
         running = bool(state and state.get("Running") and not state.get("Paused"))
         have = reading.result() if reading is not None else snapshot
-        if running:
-            desired = [] if self.is_draining(name) else self.desired(inspect)
+        if running and not self.is_draining(name):
+            desired, moved = self.desired(inspect, have)
+        elif running:
+            desired, moved = [], self.claims.release(name)
         elif have and not deregister_on_exit(self.args.deregister, state):
             log.info("container %s exited with %s: left registered (--deregister on-success)",
                      name, state.get("ExitCode"))
             return
         else:
-            desired = []
+            desired, moved = [], self.claims.release(name)
             self.draining.pop(name, None)
             self.health_sent.pop(name, None)
         to_register, to_deregister = plan_changes(desired, have)
@@ -268,6 +297,8 @@ class RegistratorAgent:
                 self.register(registration, name, new=registration["ID"] not in have)
         if running and to_register:
             self.health_sent[name] = (self._health_of(desired), time.monotonic())
+        # After this container's own changes, so none of them undoes what the others do now.
+        self.reconcile_moved(moved, f"container {name}")
 
     def register(self, registration, name, new=False):
         """Register now, or once its check first passes when it is new and has a check to probe.
@@ -304,6 +335,7 @@ class RegistratorAgent:
             self.refused[(registration["ID"], registration["Meta"][DIGEST_META])] = time.monotonic() + 60
             return
         self._expect(registration["ID"], True)
+        self.claims.registered(name, registration["ID"])
         status = (registration.get("Check") or next(iter(registration.get("Checks") or []), {})).get("Status")
         log.info("registered %s (%s %s:%s) for %s%s", registration["ID"], registration["Name"],
                  registration.get("Address"), registration.get("Port"), name,
@@ -343,7 +375,9 @@ class RegistratorAgent:
         inspect = self.inspect(name)
         if inspect is None or not (inspect.get("State") or {}).get("Running") or self.is_draining(name):
             return
-        current = {s["ID"]: s for s in self.desired(inspect)}.get(registration["ID"])
+        desired, moved = self.desired(inspect)
+        self.reconcile_moved(moved, f"container {name}")
+        current = {s["ID"]: s for s in desired}.get(registration["ID"])
         if current is None or current["Meta"] != registration["Meta"]:
             return
         self._send(mark_passing(current) if passed else current, name)
@@ -355,8 +389,10 @@ class RegistratorAgent:
             return
         self.draining[name] = time.monotonic() + self.args.drain_grace
         self._cancel_probes(name)
+        moved = self.claims.release(name)
         for service_id in sorted(self.owned_for(name)):
             self.deregister(service_id, name, f" before it stops (signal {signal_value})")
+        self.reconcile_moved(moved, f"container {name} drained")
 
     def update_health(self, name):
         inspect = self.inspect(name)
@@ -468,13 +504,18 @@ class RegistratorAgent:
         filters = {"label": self.args.filter_label} if self.args.filter_label else None
         return self.docker.api.containers(all=True, filters=filters)
 
-    def cached_desired(self, container):
+    def cached_desired(self, container, grouped):
         entry = self.desired_cache.get(container["Id"])
         if entry is None:
             inspect = self.inspect(container["Id"])
             if inspect is None:
                 return None, []
-            entry = (container_name(inspect), self.desired(inspect))
+            name = container_name(inspect)
+            running = bool((inspect.get("State") or {}).get("Running"))
+            services, moved = self.desired(inspect, grouped.get(name, {})) \
+                if running and not self.is_draining(name) else ([], set())
+            self.reconcile_moved(moved, "full pass")
+            entry = (name, services)
             self.desired_cache[container["Id"]] = entry
         name, services = entry
         return name, [] if self.is_draining(name) else services
@@ -491,7 +532,7 @@ class RegistratorAgent:
             if container.get("State") != "running":
                 continue
             running.add(name)
-            name, desired = self.cached_desired(container)
+            name, desired = self.cached_desired(container, grouped)
             if name is None:
                 continue
             if not digests_match(desired, grouped.get(name, {})):
