@@ -361,4 +361,3 @@ class ContainerTasks:
                 if check.get("CheckID", "").startswith(HEALTH_CHECK_PREFIX):
                     return check.get("Status")
         return None
-

@@ -23,6 +23,8 @@ import hashlib
 import json
 import re
 import signal as _signal
+from collections.abc import Mapping
+from typing import Any
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._containers import CONTAINER_META, OWNER_META
 from ansible_collections.autoproxy.stack.plugins.module_utils._durations import parse_duration
@@ -174,7 +176,8 @@ KEEP = "keep"          # exited with a failure under --deregister on-success: le
 REMOVE = "remove"      # stopped or gone: nothing in Consul, its state forgotten
 
 
-def container_phase(state, draining, have, policy):
+def container_phase(state: Mapping[str, Any] | None, draining: bool, have: Mapping[str, Any] | None,
+                    policy: str) -> str:
     """ROUTE, DRAINED, KEEP or REMOVE for one container.
 
     ``state``: its inspect ``State`` (None when the container is gone); ``draining``: a drain

@@ -28,6 +28,7 @@ from typing import Any
 # ("...:52.1234Z"), so the text is not sortable as it is.
 _STARTED_AT_RE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?")
 
+
 def claim_order(started_at: Any, container_id: Any) -> tuple[str, str, str]:
     """Sort key of a claimant: start time (``State.StartedAt`` text) then container ID.
 
