@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -34,6 +35,36 @@ log = logging.getLogger("autoproxy.registrator")
 FAILURES = (ConsulError, docker.errors.DockerException, OSError)
 
 
+class _Countdown:
+    """Counts tasks submitted through ``wrapping`` until each has run (or failed)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._left = 0
+
+    def wrapping(self, submit: Callable[..., None]) -> Callable[..., None]:
+        def counted_submit(key: str, fn: Callable[..., Any], *args: Any) -> None:
+            with self._lock:
+                self._left += 1
+            submit(key, self._run, fn, *args)
+
+        return counted_submit
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        finally:
+            with self._lock:
+                self._left -= 1
+                if not self._left:
+                    self._lock.notify_all()
+
+    def wait(self, stopping: threading.Event) -> None:
+        with self._lock:
+            while self._left and not stopping.is_set():
+                self._lock.wait(1.0)
+
+
 def listed_name(container: dict[str, Any]) -> str:
     """A container's name in ``GET /containers/json`` (its short ID if it has none)."""
     return (container.get("Names") or ["/" + container["Id"][:12]])[0].lstrip("/")
@@ -51,7 +82,6 @@ class FullPass:
         self.consul = consul
         self.tasks = tasks
         self.intake = intake
-        self.submit = intake.submit
         self.stopping = stopping
         self.wanted = wanted
 
@@ -60,6 +90,17 @@ class FullPass:
         return self.docker.api.containers(all=True, filters=filters)
 
     def run_once(self) -> None:
+        """One pass; returns once every container's worker has handled its part of it.
+
+        Waiting keeps passes from piling up: when the workers are slower than ``--resync`` (a
+        loaded Docker engine), the next pass starts late instead of queueing a second check per
+        container behind the first.
+        """
+        pending = _Countdown()
+        self._queue_checks(pending.wrapping(self.intake.submit))
+        pending.wait(self.stopping)
+
+    def _queue_checks(self, submit: Callable[..., None]) -> None:
         containers = self.list_containers()
         all_services = self.consul.agent_services()
         grouped = services_by_container(owned_services(all_services, self.options.owner))
@@ -70,14 +111,14 @@ class FullPass:
             if container.get("State") != "running":
                 continue
             running.add(name)
-            self.submit(name, self.tasks.full_pass_check, name, container.get("Status"), grouped.get(name, {}))
+            submit(name, self.tasks.full_pass_check, name, container.get("Status"), grouped.get(name, {}))
         self.intake.keep_names_of({container["Id"] for container in containers})
         listed = {listed_name(container) for container in containers}
         for name in sorted(name for name in grouped if name not in running):
-            self.submit(name, self.tasks.reconcile, name, False, grouped[name])
+            submit(name, self.tasks.reconcile, name, False, grouped[name])
         # Containers remembered but no longer listed: their worker finds them gone and forgets them.
         for name in sorted(set(self.tasks.known()) - listed - set(grouped)):
-            self.submit(name, self.tasks.reconcile, name)
+            submit(name, self.tasks.reconcile, name)
         if self.args.cleanup:
             names = {(c.get("Names") or [""])[0].lstrip("/") for c in containers}
             for service_id in registrator_cleanup_ids(all_services, self.args.hostname, names, self.options.owner):

@@ -16,10 +16,11 @@
 3. Agent RSS and CPU while idle with everything registered, and the time to restore every
    registration after Consul restarts empty.
 
-With ``--churn N`` it runs only this instead (issue 10): one registrator agent per ``--churn-images``
-image, side by side on the same containers, while N idle containers whose TCP check never passes
-(so every one of them is probed) are started and then removed with ``docker rm -f``; each agent's
-thread count and RSS are sampled every 0.5 s, and reported at their peak and once idle again.
+With ``--churn N`` it runs only this instead (issue 10): for each ``--churn-images`` image in turn,
+in the same run and against the same Consul, one registrator agent while N idle containers whose
+TCP check never passes (so every one of them is probed, for 20 s) are created, started, and removed
+with ``docker rm -f``; the agent's thread count and RSS are sampled every 0.5 s, and reported per
+phase at their peak and at the phase's end.
 
     .venv/bin/python bench/registrator/bench.py --churn 500 --churn-images OLD,NEW
 Everything it creates carries the label autoproxy.bench=<run> and is removed at the end.
@@ -275,29 +276,24 @@ class Bench:
         return sum(1 for s in self.consul("/v1/agent/services").values()
                    if s["Meta"].get("autoproxy_owner") == f"registrator:{owner}")
 
-    def churn(self):
-        images = self.args.churn_images.split(",")
-        agents = {}
-        for index, image in enumerate(images):
-            stem = f"churn{index}"
-            agents[stem] = (image, self.run(
-                stem, image, "registrator", "--consul=http://consul:8500", "--internal", f"--hostname={stem}",
-                f"--filter-label=apbench.churn={RUN}", "--probe-interval=0.5", "--probe-timeout=30",
-                labels={"SERVICE_IGNORE": "1"},
-                options=("-v", "/var/run/docker.sock:/var/run/docker.sock", "--cpu-shares", str(self.args.cpu_shares))))
-        self.wait("agents started", lambda: all(
-            "registrator agent started" in docker("logs", name, check=False) + self.logs_err(name)
-            for _image, name in agents.values()), timeout=60)
-        pids = {stem: self.agent_process(name) for stem, (_image, name) in agents.items()}
-        samples = {stem: [] for stem in agents}
+    def churn(self, index, image):
+        stem = f"churn{index}"
+        label = f"{RUN}-{index}"
+        name = self.run(stem, image, "registrator", "--consul=http://consul:8500", "--internal", f"--hostname={stem}",
+                        f"--filter-label=apbench.churn={label}", "--probe-interval=0.5", "--probe-timeout=20",
+                        labels={"SERVICE_IGNORE": "1"},
+                        options=("-v", "/var/run/docker.sock:/var/run/docker.sock",
+                                 "--cpu-shares", str(self.args.cpu_shares)))
+        self.wait("agent started", lambda: "registrator agent started" in self.logs_err(name), timeout=60)
+        pid = self.agent_process(name)
+        samples = []
         phase = ["idle before"]
         stop = threading.Event()
 
         def sample():
             while not stop.is_set():
-                for stem, pid in pids.items():
-                    with contextlib.suppress(OSError, KeyError, ValueError):
-                        samples[stem].append((phase[0], *self.threads_and_rss(pid)))
+                with contextlib.suppress(OSError, KeyError, ValueError):
+                    samples.append((phase[0], *self.threads_and_rss(pid)))
                 stop.wait(0.5)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -305,41 +301,36 @@ class Bench:
         time.sleep(3)
         count = self.args.churn
         env = {"SERVICE_NAME": "churn", "SERVICE_CHECK_TCP": "true", "SERVICE_CHECK_INTERVAL": "30s"}
-        started = time.monotonic()
+        phase[0] = "creating"
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             names = list(pool.map(lambda i: self.run(
-                f"c{i}", self.args.idle_image or "autoproxy/debian:trixie", "sleep", "infinity", env=env,
-                labels={"apbench.churn": RUN}, verb=("create",), options=("--expose", "80")), range(count)))
+                f"c{index}-{i}", self.args.idle_image or "autoproxy/debian:trixie", "sleep", "infinity", env=env,
+                labels={"apbench.churn": label}, verb=("create",), options=("--expose", "80")), range(count)))
         phase[0] = "starting"
+        started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda n: docker("start", n), names))
         start_seconds = time.monotonic() - started
         phase[0] = "probing and registering"
-        for stem in agents:
-            self.wait(f"{stem} registered all", lambda stem=stem: self.owned_count(stem) >= count, timeout=300,
-                      interval=1)
+        self.wait("all registered", lambda: self.owned_count(stem) >= count, timeout=300, interval=1)
         phase[0] = "removing"
         removed_at = time.monotonic()
         batches = [names[i:i + 20] for i in range(0, len(names), 20)]
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda batch: docker("rm", "-f", *batch), batches))
-        for stem in agents:
-            self.wait(f"{stem} deregistered all", lambda stem=stem: self.owned_count(stem) == 0, timeout=300,
-                      interval=1)
+        self.wait("all deregistered", lambda: self.owned_count(stem) == 0, timeout=300, interval=1)
         remove_seconds = time.monotonic() - removed_at
         phase[0] = "idle after"
         time.sleep(20)
         stop.set()
         sampler.join()
-        report = {}
-        for stem, (image, _name) in agents.items():
-            rows = samples[stem]
-            by_phase = {}
-            for name, threads, rss in rows:
-                by_phase.setdefault(name, []).append((threads, rss))
-            report[stem] = (image, {name: (max(t for t, _r in values), max(r for _t, r in values), values[-1])
-                                    for name, values in by_phase.items()})
-        return count, start_seconds, remove_seconds, report
+        docker("rm", "-f", name, check=False)
+        by_phase = {}
+        for phase_name, threads, rss in samples:
+            by_phase.setdefault(phase_name, []).append((threads, rss))
+        return start_seconds, remove_seconds, {
+            phase_name: (max(t for t, _r in values), max(r for _t, r in values), values[-1])
+            for phase_name, values in by_phase.items()}
 
     @staticmethod
     def logs_err(name):
@@ -384,13 +375,14 @@ def main():
                       options=("-p", f"127.0.0.1:{bench.consul_port}:8500", "--network-alias", "consul",
                                "--cpu-shares", str(args.cpu_shares)))
             bench.wait("Consul", lambda: bench.consul("/v1/status/leader"))
-            count, start_seconds, remove_seconds, report = bench.churn()
-            print(f"churn: {count} containers started in {start_seconds:.0f}s (created first), "
-                  f"removed in {remove_seconds:.0f}s (docker rm -f, 20 per call, 4 calls at once)")
-            print("agent image | phase | peak threads | peak RSS MiB | last threads | last RSS MiB")
-            for _stem, (image, phases) in report.items():
+            for index, image in enumerate(args.churn_images.split(",")):
+                start_seconds, remove_seconds, phases = bench.churn(index, image)
+                print(f"churn with {image}: {args.churn} containers started in {start_seconds:.0f}s (created "
+                      f"first), removed in {remove_seconds:.0f}s (docker rm -f, 20 per call, 4 calls at once), "
+                      f"{time.strftime('%H:%M:%S', time.gmtime())} UTC", flush=True)
+                print("agent image | phase | peak threads | peak RSS MiB | last threads | last RSS MiB")
                 for phase, (threads, rss, (last_threads, last_rss)) in phases.items():
-                    print(f"{image} | {phase} | {threads} | {rss:.1f} | {last_threads} | {last_rss:.1f}")
+                    print(f"{image} | {phase} | {threads} | {rss:.1f} | {last_threads} | {last_rss:.1f}", flush=True)
         finally:
             bench.cleanup()
         return

@@ -107,3 +107,23 @@ def test_probes_run_on_a_bounded_pool_and_report_once():
     finally:
         listener.close()
         stopping.set()
+
+
+def test_a_full_pass_waits_for_its_checks_so_passes_never_pile_up():
+    from ansible_collections.autoproxy.stack.agents._registrator_full_pass import _Countdown
+
+    workers = ContainerWorkers(lambda key, exc: None, max_workers=4, idle_seconds=0.2)
+    pending = _Countdown()
+    submit = pending.wrapping(workers.submit)
+    done = []
+
+    def check(index):
+        time.sleep(0.002)
+        if index % 7 == 0:
+            raise ValueError("a failing check still counts as handled")
+        done.append(index)
+
+    for index in range(100):
+        submit(f"container{index % 10}", check, index)
+    pending.wait(threading.Event())
+    assert len(done) == 100 - len(range(0, 100, 7))
