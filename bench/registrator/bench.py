@@ -15,6 +15,14 @@
    through the proxy, p50/p95 per group.
 3. Agent RSS and CPU while idle with everything registered, and the time to restore every
    registration after Consul restarts empty.
+
+With ``--churn N`` it runs only this instead (issue 10): for each ``--churn-images`` image in turn,
+in the same run and against the same Consul, one registrator agent while N idle containers whose
+TCP check never passes (so every one of them is probed, for 20 s) are created, started, and removed
+with ``docker rm -f``; the agent's thread count and RSS are sampled every 0.5 s, and reported per
+phase at their peak and at the phase's end.
+
+    .venv/bin/python bench/registrator/bench.py --churn 500 --churn-images OLD,NEW
 Everything it creates carries the label autoproxy.bench=<run> and is removed at the end.
 """
 
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import os
 import socket
@@ -250,6 +259,83 @@ class Bench:
         rss = [line for line in read(f"/proc/{python}/status").splitlines() if line.startswith("VmRSS")][0].split()[1]
         return int(rss) / 1024, used / seconds * 100
 
+    # ---- churn: threads and memory while many containers start and stop
+    def agent_process(self, name):
+        """The agent's Python process on this host (tini's child)."""
+        pid = docker("inspect", "-f", "{{.State.Pid}}", name)
+        children = subprocess.run(["pgrep", "-P", pid], capture_output=True, text=True, check=False).stdout.split()
+        return children[0] if children else pid
+
+    @staticmethod
+    def threads_and_rss(pid):
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        return int(fields["Threads"]), int(fields["VmRSS"].split()[0]) / 1024
+
+    def owned_count(self, owner):
+        return sum(1 for s in self.consul("/v1/agent/services").values()
+                   if s["Meta"].get("autoproxy_owner") == f"registrator:{owner}")
+
+    def churn(self, index, image):
+        stem = f"churn{index}"
+        label = f"{RUN}-{index}"
+        name = self.run(stem, image, "registrator", "--consul=http://consul:8500", "--internal", f"--hostname={stem}",
+                        f"--filter-label=apbench.churn={label}", "--probe-interval=0.5", "--probe-timeout=20",
+                        labels={"SERVICE_IGNORE": "1"},
+                        options=("-v", "/var/run/docker.sock:/var/run/docker.sock",
+                                 "--cpu-shares", str(self.args.cpu_shares)))
+        self.wait("agent started", lambda: "registrator agent started" in self.logs_err(name), timeout=60)
+        pid = self.agent_process(name)
+        samples = []
+        phase = ["idle before"]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                with contextlib.suppress(OSError, KeyError, ValueError):
+                    samples.append((phase[0], *self.threads_and_rss(pid)))
+                stop.wait(0.5)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        time.sleep(3)
+        count = self.args.churn
+        env = {"SERVICE_NAME": "churn", "SERVICE_CHECK_TCP": "true", "SERVICE_CHECK_INTERVAL": "30s"}
+        phase[0] = "creating"
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            names = list(pool.map(lambda i: self.run(
+                f"c{index}-{i}", self.args.idle_image or "autoproxy/debian:trixie", "sleep", "infinity", env=env,
+                labels={"apbench.churn": label}, verb=("create",), options=("--expose", "80")), range(count)))
+        phase[0] = "starting"
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda n: docker("start", n), names))
+        start_seconds = time.monotonic() - started
+        phase[0] = "probing and registering"
+        self.wait("all registered", lambda: self.owned_count(stem) >= count, timeout=300, interval=1)
+        phase[0] = "removing"
+        removed_at = time.monotonic()
+        batches = [names[i:i + 20] for i in range(0, len(names), 20)]
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda batch: docker("rm", "-f", *batch), batches))
+        self.wait("all deregistered", lambda: self.owned_count(stem) == 0, timeout=300, interval=1)
+        remove_seconds = time.monotonic() - removed_at
+        phase[0] = "idle after"
+        time.sleep(20)
+        stop.set()
+        sampler.join()
+        docker("rm", "-f", name, check=False)
+        by_phase = {}
+        for phase_name, threads, rss in samples:
+            by_phase.setdefault(phase_name, []).append((threads, rss))
+        return start_seconds, remove_seconds, {
+            phase_name: (max(t for t, _r in values), max(r for _t, r in values), values[-1])
+            for phase_name, values in by_phase.items()}
+
+    @staticmethod
+    def logs_err(name):
+        return subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=False).stderr
+
     def restore_time(self, count):
         docker("restart", "-t", "1", self.name("consul"))
         self.wait("Consul back", lambda: self.consul("/v1/status/leader"), interval=0.02)
@@ -276,8 +362,30 @@ def main():
                              "Docker's default, 1024)")
     parser.add_argument("--poll", type=float, default=0.005,
                         help="seconds between reads of the Consul agent's services in part 1")
+    parser.add_argument("--churn", type=int, default=0,
+                        help="run only the churn part with this many containers (see above)")
+    parser.add_argument("--churn-images", default="autoproxy/agent:test",
+                        help="comma list of agent images compared side by side in the churn part")
     args = parser.parse_args()
     bench = Bench(args)
+    if args.churn:
+        try:
+            docker("network", "create", "--label", LABEL, bench.net)
+            bench.run("consul", args.consul_image, "agent", "-dev", "-client=0.0.0.0", labels={"SERVICE_IGNORE": "1"},
+                      options=("-p", f"127.0.0.1:{bench.consul_port}:8500", "--network-alias", "consul",
+                               "--cpu-shares", str(args.cpu_shares)))
+            bench.wait("Consul", lambda: bench.consul("/v1/status/leader"))
+            for index, image in enumerate(args.churn_images.split(",")):
+                start_seconds, remove_seconds, phases = bench.churn(index, image)
+                print(f"churn with {image}: {args.churn} containers started in {start_seconds:.0f}s (created "
+                      f"first), removed in {remove_seconds:.0f}s (docker rm -f, 20 per call, 4 calls at once), "
+                      f"{time.strftime('%H:%M:%S', time.gmtime())} UTC", flush=True)
+                print("agent image | phase | peak threads | peak RSS MiB | last threads | last RSS MiB")
+                for phase, (threads, rss, (last_threads, last_rss)) in phases.items():
+                    print(f"{image} | {phase} | {threads} | {rss:.1f} | {last_threads} | {last_rss:.1f}", flush=True)
+        finally:
+            bench.cleanup()
+        return
     try:
         bench.setup()
         names, elapsed, latencies, inspects = bench.registration_latency()

@@ -23,6 +23,7 @@ import hashlib
 import json
 import re
 import signal as _signal
+from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._addresses import split_host_port
@@ -167,6 +168,27 @@ def deregister_on_exit(policy, state):
         return False
     code = state.get("ExitCode") or 0
     return code == 0 or code & _SIGNALED_BIT == _SIGNALED_BIT
+
+
+# What a container's reconciliation does, from its state (container_phase).
+ROUTE = "route"        # running: Consul holds what its keys ask for
+DRAINED = "drained"    # running but drained before it stops: nothing in Consul, drain state kept
+KEEP = "keep"          # exited with a failure under --deregister on-success: left as it is
+REMOVE = "remove"      # stopped or gone: nothing in Consul, its state forgotten
+
+
+def container_phase(state: Mapping[str, Any] | None, draining: bool, have: Mapping[str, Any] | None,
+                    policy: str) -> str:
+    """ROUTE, DRAINED, KEEP or REMOVE for one container.
+
+    ``state``: its inspect ``State`` (None when the container is gone); ``draining``: a drain
+    still holds it out; ``have``: its services in Consul; ``policy``: ``always`` or ``on-success``.
+    """
+    if state and state.get("Running") and not state.get("Paused"):
+        return DRAINED if draining else ROUTE
+    if have and not deregister_on_exit(policy, state):
+        return KEEP
+    return REMOVE
 
 
 def _signal_number(value):

@@ -8,8 +8,13 @@ import pytest
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._registrations import (
     DIGEST_META,
+    DRAINED,
+    KEEP,
+    REMOVE,
+    ROUTE,
     add_health_check,
     consul_status,
+    container_phase,
     deregister_on_exit,
     digests_match,
     docker_health_status,
@@ -183,3 +188,16 @@ def test_mark_passing_sets_the_declared_check_only():
     assert [c.get("Status") for c in passing["Checks"]] == ["passing", "critical"]
     assert mark_passing(reg(check={"TCP": "x:1"}))["Check"]["Status"] == "passing"
     assert mark_passing(reg()) == reg()
+
+
+@pytest.mark.parametrize(("state", "draining", "have", "policy", "expected"), [
+    ({"Running": True}, False, {}, "always", ROUTE),
+    ({"Running": True}, True, {"x": {}}, "always", DRAINED),
+    ({"Running": True, "Paused": True}, False, {"x": {}}, "always", REMOVE),
+    ({"Running": False, "ExitCode": 1}, False, {"x": {}}, "on-success", KEEP),
+    ({"Running": False, "ExitCode": 1}, False, {}, "on-success", REMOVE),
+    ({"Running": False, "ExitCode": 0}, False, {"x": {}}, "on-success", REMOVE),
+    (None, False, {"x": {}}, "on-success", REMOVE),
+])
+def test_container_phase(state, draining, have, policy, expected):
+    assert container_phase(state, draining, have, policy) == expected
