@@ -1,13 +1,12 @@
-#!/usr/bin/env python3
 # Copyright (c) 2026 autoproxy.stack contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """The fleet lab: several real Docker hosts on this machine, reached over SSH.
 
-    tests/fleet/lab.py up      build the lab images if stale, start a fresh lab, write its inventory
-    tests/fleet/lab.py down    remove every container, volume and network the lab made (idempotent)
-    tests/fleet/lab.py status  print the lab's hosts and addresses
+    python tests/fleet/lab.py up      build the lab images if stale, start a fresh lab, write its inventory
+    python tests/fleet/lab.py down    remove every container, volume and network the lab made (idempotent)
+    python tests/fleet/lab.py status  print the lab's hosts and addresses
 
 Each host is a container of the lab host image running its own dockerd and sshd, on a bridge
 network of the lab's own. One registry container on that network holds the stack's images; every
@@ -315,6 +314,8 @@ def write_inventory(cfg: Config, addresses: dict[str, str], images: dict[str, st
                 # Per lab, so a master connection to a removed host is never reused by the next lab.
                 "ansible_control_path_dir": str(cfg.state / "cp"),
                 "ansible_python_interpreter": "/usr/bin/python3",
+                # One SSH round trip per module instead of several.
+                "ansible_pipelining": True,
                 "autoproxy_lab_registry": cfg.registry_address,
                 **images,
             },
@@ -436,7 +437,7 @@ def status(cfg: Config) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("command", choices=("up", "down", "status"))
     parser.add_argument("--keep-on-failure", action="store_true",
                         help="leave a lab whose `up` failed in place, to look at it")

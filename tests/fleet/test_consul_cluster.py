@@ -73,13 +73,16 @@ def assert_cluster_formed(fleet, lab_facts) -> None:
         wait_until(f"the members seen from {host} to be {want}",
                    lambda host=host: members(fleet, host) == want or members(fleet, host))
 
-    def one_leader_three_voters():
+    def one_leader_all_voters():
         peers = raft_peers(fleet, servers[0])
-        states = sorted(state for state, _ in peers.values())
-        ok = sorted(peers) == servers and states == ["follower"] * (len(servers) - 1) + ["leader"]
-        return ok and all(voter == "true" for _, voter in peers.values()) or peers
+        states = sorted(state for state, voter in peers.values())
+        voters = [voter for state, voter in peers.values()]
+        if sorted(peers) == servers and states == ["follower"] * (len(servers) - 1) + ["leader"] \
+                and voters == ["true"] * len(servers):
+            return True
+        return peers
 
-    wait_until("one leader and every server a voter", one_leader_three_voters)
+    wait_until("one leader and every server a voter", one_leader_all_voters)
 
 
 def changed_hosts(result: dict) -> dict[str, int]:

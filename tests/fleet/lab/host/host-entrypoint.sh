@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Entry point of a lab host: make cgroups writable, start a DNS forwarder and sshd, then run
 # dockerd in the foreground (the container lives as long as its engine). The lab mounts:
 #   /etc/ssh/ssh_host_ed25519_key[.pub]  the host key the lab made (the .pub is in known_hosts)
