@@ -95,7 +95,7 @@ class Config:
         return [f"{self.prefix}-h{i}" for i in range(1, self.hosts + 1)]
 
     def image(self, role: str) -> str:
-        """Name of a lab image (kept between labs): role is ``host`` or ``registry``."""
+        """Name of a lab image (kept between labs): role is ``host``, ``registry`` or ``agent``."""
         return f"{self.prefix}/{role}:latest"
 
 
@@ -183,12 +183,18 @@ def stack_images(cfg: Config) -> dict[str, str]:
     return {key: chosen.get(key, default) for key, default in DEFAULT_IMAGES.items()}
 
 
-def build_agent_image(base: str) -> str:
-    """The agent image from this working tree, as the agent_image role builds it."""
-    tag = f"{AGENT_IMAGE[0]}:{AGENT_IMAGE[1]}-lab"
+def build_agent_image(cfg: Config, base: str) -> str:
+    """The agent image from this working tree, as the agent_image role builds it (aplab/agent).
+
+    The builder's cache makes an unchanged tree cheap; a rebuilt image drops the one it replaced.
+    """
+    tag = cfg.image("agent")
+    old = image_id(tag)
     start = time.monotonic()
     docker("build", "-q", "-f", AGENT_DOCKERFILE, "--build-arg", f"BASE_IMAGE={base}", "-t", tag, str(ROOT),
            env=dict(os.environ, DOCKER_BUILDKIT="0"), timeout=1200)
+    if old and old != image_id(tag):
+        docker("image", "rm", old, check=False)
     log(f"{tag}: built from the working tree ({time.monotonic() - start:.0f} s)")
     return tag
 
@@ -376,7 +382,7 @@ def up(cfg: Config) -> dict:
     base = images["agent_image_base"]
     build_lab_image(cfg, "host", base)
     build_lab_image(cfg, "registry", base)
-    agent = build_agent_image(base)
+    agent = build_agent_image(cfg, base)
 
     down(cfg)
     (cfg.state / "hostkeys").mkdir(parents=True)
