@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from pathlib import Path
 
@@ -145,3 +146,21 @@ def test_a_replaced_server_rejoins(first_run, fleet, lab_facts):
     assert sorted(changed_hosts(result)) == [replaced]
     assert fleet.ssh(replaced, f"docker exec {CONTAINER} cat /consul/data/node-id").strip() != old_id
     assert_cluster_formed(fleet, lab_facts)
+
+
+@pytest.mark.parametrize(("case", "extra", "message"), [
+    ("even number of servers", ["-e", "consul_servers_group=edges"], "Their number must be odd"),
+    ("servers not in the play", ["--limit", "LAST_HOST"], "not in the play: HOSTS_BUT_LAST."),
+    ("a gossip key that is no key", ["-e", "consul_gossip_key=not-a-key"], "consul_gossip_key must be the base64"),
+])
+def test_bad_inventory_or_key_fails_with_what_to_fix(first_run, fleet, lab_facts, case, extra, message):
+    hosts = sorted(lab_facts["hosts"])
+    servers = groups(lab_facts)["consul_servers"]
+    extra = [hosts[-1] if arg == "LAST_HOST" else arg for arg in extra]
+    message = message.replace("HOSTS_BUT_LAST", ", ".join(servers))
+    output = fleet.playbook(PLAYBOOK, *extra, check=False)
+    assert message in output, case
+    recap = {host: (int(changed), int(failed)) for host, changed, failed in
+             re.findall(r"^(\S+)\s*: ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", output, re.MULTILINE)}
+    assert recap, f"{case}: no PLAY RECAP"
+    assert all(changed == 0 and failed == 1 for changed, failed in recap.values()), f"{case}: {recap}"
