@@ -62,6 +62,6 @@ def consul_failure(exc: ConsulError, doing: str) -> str:
     return f"{doing} failed: {exc}" + (f". Hint: {hint}." if hint else "")
 
 
-def consul_status(exc: ConsulError) -> dict[str, int]:
+def consul_status(exc: ConsulError) -> dict[str, Any]:
     """The extra fail_json keys for a ConsulError: the HTTP status, when Consul answered."""
     return {} if exc.status is None else {"status": exc.status}
