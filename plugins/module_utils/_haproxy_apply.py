@@ -164,8 +164,8 @@ def _first_failing_backend(
 
 
 def render_validated(
-    table: Mapping[str, Any], settings: HaproxySettings | None, haproxy_cmd: Sequence[str] = ("haproxy",)
-) -> tuple[dict[str, str], Mapping[str, Any], list[tuple[str, Any, str]]]:
+    table: dict[str, Any], settings: HaproxySettings | None, haproxy_cmd: Sequence[str] = ("haproxy",)
+) -> tuple[dict[str, str], dict[str, Any], list[tuple[str, Any, str]]]:
     """Render a table and validate it; leave out the backends HAProxy rejects.
 
     Returns ``(files, kept_table, rejected)`` where rejected is a list of
