@@ -24,7 +24,7 @@ import json
 import re
 import signal as _signal
 from collections.abc import Container, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._addresses import split_host_port
 from ansible_collections.autoproxy.stack.plugins.module_utils._containers import CONTAINER_META, OWNER_META
@@ -41,6 +41,8 @@ _SIGNALED_BIT = 128
 _ENDING_SIGNALS = frozenset({_signal.SIGTERM, _signal.SIGKILL, _signal.SIGINT, _signal.SIGQUIT})
 _STATUS_WORDS = {"healthy": "passing", "unhealthy": "critical", "starting": "critical"}
 _HEALTH_IN_STATUS_RE = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+# A registration, as the caller holds it (plan_changes hands back the same objects).
+_Registration = TypeVar("_Registration", bound=Mapping[str, Any])
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,8 +89,8 @@ def services_by_container(services: Mapping[str, Mapping[str, Any]]) -> dict[str
 
 
 def plan_changes(
-    desired: Iterable[Mapping[str, Any]], have: Mapping[str, Mapping[str, Any]]
-) -> tuple[list[Mapping[str, Any]], list[str]]:
+    desired: Iterable[_Registration], have: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[_Registration], list[str]]:
     """What to do so Consul holds exactly ``desired`` for one container.
 
     ``desired``: registrations with digests (``with_digest``); ``have``: service ID -> entry of
