@@ -142,7 +142,7 @@ def _definition_from_api(agent_check: Mapping[str, Any]) -> dict[str, Any] | Non
 def current_check(agent_check: Mapping[str, Any]) -> dict[str, Any]:
     """One entry of /v1/agent/checks, module-shaped; ``definition_known`` says if it could be read."""
     check: dict[str, Any] = {"id": agent_check.get("CheckID", ""), "name": agent_check.get("Name", ""),
-             "type": agent_check.get("Type", ""), "status": agent_check.get("Status", "")}
+                             "type": agent_check.get("Type", ""), "status": agent_check.get("Status", "")}
     definition = _definition_from_notes(agent_check.get("Notes")) or _definition_from_api(agent_check)
     check["definition_known"] = definition is not None
     check.update(definition or {})

@@ -36,7 +36,6 @@ ALIAS_KEYWORDS = frozenset(("server_alias", "server_aliases"))
 OPTION_KEYWORDS = frozenset(ROUTING_OPTIONS) | ALIAS_KEYWORDS
 
 
-
 @dataclass(frozen=True)
 class ParsedTags:
     """The meaning of one instance's tags; see parse_tags()."""
