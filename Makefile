@@ -5,8 +5,8 @@
 # answers, else from the offline kit in images/offline (built once, reused while unchanged).
 #
 # The parts of `make test`, cheapest first:
-#   lint          ruff, shell syntax, yamllint, changelog fragments, ansible-lint (production profile),
-#                 galaxy-importer on the built tarball
+#   lint          ruff, mypy (settings: mypy.ini), shell syntax, yamllint, changelog fragments,
+#                 ansible-lint (production profile), galaxy-importer on the built tarball
 #   unit          ansible-test units: tests/unit as the installed collection (quick loop: .venv/bin/pytest tests/unit)
 #   oldest        the oldest ansible-core meta/runtime.yml allows: its ansible-test units and plugin sanity tests
 #   sanity        ansible-test sanity, no ignore files
@@ -61,6 +61,7 @@ test: lint unit oldest sanity e2e molecule fleet-test
 
 lint: venv ansible-lint galaxy-importer
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	bash -n images/select-images images/offline/build .ci/run tests/sanity/ansible-test.sh tests/fleet/lab/host/host-entrypoint.sh
 	$(BIN)/yamllint --strict .
 	$(BIN)/antsibull-changelog lint

@@ -13,18 +13,20 @@ from ansible_collections.autoproxy.stack.agents._common import env_default, setu
 USAGE = "usage: autoproxy-agent {registrator|proxy|reload} [options]  (--help after the name for its options)"
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("registrator", "proxy", "reload"):
         print(USAGE, file=sys.stderr)
         return 2
     setup_logging(env_default("AUTOPROXY_LOG_LEVEL", "INFO"))
+    # Each agent imports only what it runs.
     if argv[0] == "registrator":
-        from ansible_collections.autoproxy.stack.agents import registrator as agent
-    elif argv[0] == "reload":
-        from ansible_collections.autoproxy.stack.agents import haproxy_reload as agent
-    else:
-        from ansible_collections.autoproxy.stack.agents import proxy as agent
-    return agent.main(argv[1:])
+        from ansible_collections.autoproxy.stack.agents import registrator
+        return registrator.main(argv[1:])
+    if argv[0] == "reload":
+        from ansible_collections.autoproxy.stack.agents import haproxy_reload
+        return haproxy_reload.main(argv[1:])
+    from ansible_collections.autoproxy.stack.agents import proxy
+    return proxy.main(argv[1:])
 
 
 if __name__ == "__main__":

@@ -14,12 +14,15 @@ restarted with a lower index) for ``fault_hold`` seconds.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-def live_backends(table):
+
+def live_backends(table: Mapping[str, Any]) -> set[str]:
     return {name for name, backend in table["backends"].items() if backend["servers"]}
 
 
-def keep_backends(new, old, names):
+def keep_backends(new: Mapping[str, Any], old: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
     """``new`` with the backends ``names`` (and their hosts) as they were in ``old``."""
     backends = dict(new["backends"])
     hosts = dict(new["hosts"])
@@ -31,12 +34,12 @@ def keep_backends(new, old, names):
 
 
 class DropGuard:
-    def __init__(self, confirm_after=3.0, fault_hold=30.0):
+    def __init__(self, confirm_after: float = 3.0, fault_hold: float = 30.0) -> None:
         self.confirm_after = confirm_after
         self.fault_hold = fault_hold
-        self.first_seen = None
+        self.first_seen: float | None = None
 
-    def suspicious_drop(self, old, new):
+    def suspicious_drop(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> set[str]:
         """The live backends a change would take out of service, if that is more than half of them."""
         before = live_backends(old)
         dropped = before - live_backends(new)
@@ -44,7 +47,9 @@ class DropGuard:
             return dropped
         return set()
 
-    def filter(self, old, new, now, last_fault):
+    def filter(
+        self, old: Mapping[str, Any] | None, new: dict[str, Any], now: float, last_fault: float | None
+    ) -> tuple[dict[str, Any], set[str], float | None]:
         """(table to apply, held backend names, seconds until a re-read can confirm or None)."""
         if old is None:
             return new, set(), None

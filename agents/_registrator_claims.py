@@ -97,7 +97,7 @@ class ServiceIdClaims:
 
 
 def _moved(before: dict[str, str | None], after: dict[str, str | None], container: str) -> set[str]:
-    moved = set()
+    moved: set[str] = set()
     for service_id, old in before.items():
         new = after.get(service_id)
         if old != new:

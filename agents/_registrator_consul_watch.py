@@ -39,7 +39,7 @@ class ConsulWatch:
         while not self.stopping.is_set():
             try:
                 _unused, new_index = self.consul.catalog_services(index=index, wait=30)
-                missing = self.missing_expected() if index is not None and new_index != index else set()
+                missing: set[str] = self.missing_expected() if index is not None and new_index != index else set()
             except ConsulError as exc:
                 if not was_down:
                     log.warning("Consul unreachable: %s", exc)

@@ -174,14 +174,15 @@ class ContainerTasks:
         reading = self.readers.submit(self.owned_for, name) if snapshot is None else None
         inspect = self.inspect(name)
         docker_state = (inspect or {}).get("State")
-        have = reading.result() if reading is not None else snapshot
+        have: Services = reading.result() if reading is not None else (snapshot or {})
         running = bool(docker_state and docker_state.get("Running") and not docker_state.get("Paused"))
         phase = container_phase(docker_state, running and self.is_draining(name, state), have, self.args.deregister)
         if phase == KEEP:
             log.info("container %s exited with %s: left registered (--deregister on-success)",
-                     name, docker_state.get("ExitCode"))
+                     name, (docker_state or {}).get("ExitCode"))
             return
-        if phase in (DRAINED, REMOVE):
+        desired: list[dict[str, Any]]
+        if phase in (DRAINED, REMOVE) or inspect is None:  # ROUTE means running, so inspected
             desired, moved = [], self.claims.release(name)
         else:
             desired, moved = self.desired(inspect, state, have)
@@ -254,7 +255,7 @@ class ContainerTasks:
         """Register after the probe, if the container still wants exactly what was probed."""
         state = self.states.get(name)
         probing = state.probing.get(registration["ID"]) if state is not None else None
-        if probing is None or probing[0] != registration["Meta"][DIGEST_META]:
+        if state is None or probing is None or probing[0] != registration["Meta"][DIGEST_META]:
             return
         del state.probing[registration["ID"]]
         if not passed:
@@ -311,7 +312,8 @@ class ContainerTasks:
             return
         self.expected.mark(registration["ID"], True)
         self.claims.registered(name, registration["ID"])
-        status = (registration.get("Check") or next(iter(registration.get("Checks") or []), {})).get("Status")
+        check: Mapping[str, Any] = registration.get("Check") or next(iter(registration.get("Checks") or []), {})
+        status = check.get("Status")
         log.info("registered %s (%s %s:%s) for %s%s", registration["ID"], registration["Name"],
                  registration.get("Address"), registration.get("Port"), name,
                  f" as {status}" if status else "")

@@ -98,4 +98,5 @@ def label_matches(labels: Mapping[str, str] | None, selector: str | None) -> boo
     if not selector:
         return True
     key, sep, value = selector.partition("=")
-    return key in (labels or {}) and (not sep or labels[key] == value)
+    labels = labels or {}
+    return key in labels and (not sep or labels[key] == value)

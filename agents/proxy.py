@@ -244,6 +244,7 @@ class ProxyAgent:
         for name, query, keep in watches:
             threading.Thread(target=self.watch, args=(name, query, keep), name="watch-" + name, daemon=True).start()
         backoff = Backoff(first=0.2, cap=2.0)
+        retried: tuple[type[Exception], ...] = (ConsulError, *self.backend.errors)
         while not self.stopping.is_set():
             status = self.backend.exit_status()
             if status is not None:
@@ -259,7 +260,7 @@ class ProxyAgent:
             try:
                 self.apply()
                 backoff.reset()
-            except (ConsulError, *self.backend.errors) as exc:
+            except retried as exc:
                 log.warning("update failed, keeping the running configuration: %s", exc)
                 if isinstance(exc, ConsulError):
                     self.last_fault = time.monotonic()

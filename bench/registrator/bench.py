@@ -41,6 +41,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import docker as docker_sdk
 
@@ -48,20 +50,21 @@ RUN = uuid.uuid4().hex[:6]
 LABEL = f"autoproxy.bench={RUN}"
 
 
-def docker(*args, check=True):
+def docker(*args: str, check: bool = True) -> str:
     proc = subprocess.run(["docker", *args], capture_output=True, text=True, check=False, timeout=900)
     if check and proc.returncode != 0:
         raise RuntimeError(f"docker {' '.join(args)}: {proc.stderr.strip()}")
     return proc.stdout.strip()
 
 
-def free_port():
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
-def get(url, host=None, timeout=1.0):
+def get(url: str, host: str | None = None, timeout: float = 1.0) -> tuple[int | None, bytes]:
     req = urllib.request.Request(url, headers={"Host": host} if host else {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -72,30 +75,32 @@ def get(url, host=None, timeout=1.0):
         return None, b""
 
 
-def percentiles(values):
-    values = sorted(values)
-    if not values:
+def percentiles(values: Iterable[float]) -> str:
+    ordered = sorted(values)
+    if not ordered:
         return "n/a"
 
-    def pick(q):
-        return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
-    return (f"n={len(values)} p50={pick(0.5) * 1000:.0f} ms p95={pick(0.95) * 1000:.0f} ms "
-            f"p99={pick(0.99) * 1000:.0f} ms max={values[-1] * 1000:.0f} ms")
+    return (f"n={len(ordered)} p50={pick(0.5) * 1000:.0f} ms p95={pick(0.95) * 1000:.0f} ms "
+            f"p99={pick(0.99) * 1000:.0f} ms max={ordered[-1] * 1000:.0f} ms")
 
 
 class Bench:
-    def __init__(self, args):
+    def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.net = f"apbench-{RUN}"
         self.consul_port = free_port()
         self.proxy_port = free_port()
         self.consul_url = f"http://127.0.0.1:{self.consul_port}"
 
-    def name(self, stem):
+    def name(self, stem: str) -> str:
         return f"apbench-{RUN}-{stem}"
 
-    def run(self, stem, image, *args, env=None, labels=None, options=(), verb=("run", "-d")):
+    def run(self, stem: str, image: str, *args: str, env: Mapping[str, str] | None = None,
+            labels: Mapping[str, str] | None = None, options: Iterable[str] = (),
+            verb: Iterable[str] = ("run", "-d")) -> str:
         cmd = [*verb, "--name", self.name(stem), "--label", LABEL, "--network", self.net]
         for key, value in (env or {}).items():
             cmd += ["-e", f"{key}={value}"]
@@ -104,11 +109,11 @@ class Bench:
         docker(*cmd, *options, image, *args)
         return self.name(stem)
 
-    def consul(self, path):
+    def consul(self, path: str) -> Any:
         with urllib.request.urlopen(self.consul_url + path, timeout=5) as resp:
             return json.loads(resp.read())
 
-    def wait(self, what, probe, timeout=120, interval=0.05):
+    def wait(self, what: str, probe: Callable[[], object], timeout: float = 120, interval: float = 0.05) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -120,7 +125,7 @@ class Bench:
         raise RuntimeError(f"timed out waiting for {what}")
 
     # ---- set-up
-    def setup(self):
+    def setup(self) -> None:
         docker("network", "create", "--label", LABEL, self.net)
         # CPU weight of the stack's own containers against the apps' (Docker's default is 1024).
         shares = ("--cpu-shares", str(self.args.cpu_shares))
@@ -136,36 +141,36 @@ class Bench:
                  "--domains=test", labels={"SERVICE_IGNORE": "1"},
                  options=("-p", f"127.0.0.1:{self.proxy_port}:8080", *shares))
 
-    def cleanup(self):
+    def cleanup(self) -> None:
         ids = docker("ps", "-aq", "--filter", f"label={LABEL}", check=False).split()
         for start in range(0, len(ids), 20):
             docker("rm", "-f", *ids[start:start + 20], check=False)
         docker("network", "rm", self.net, check=False)
 
     # ---- 1: event -> registration
-    def registration_latency(self):
-        seen = {}
-        events = {}
-        inspected = {}
+    def registration_latency(self) -> tuple[list[str], float, list[float], list[float]]:
+        seen: dict[str, float] = {}
+        events: dict[str, float] = {}
+        inspected: dict[str, float] = {}
         stop = threading.Event()
         proc = subprocess.Popen(["docker", "events", "--format", "{{json .}}", "--filter", "event=start",
                                  "--filter", f"label=apbench.agent={RUN}-reg"], stdout=subprocess.PIPE, text=True)
         engine = docker_sdk.from_env(timeout=60)
 
-        def inspect_now(name):
+        def inspect_now(name: str) -> None:
             # What the agent must do first for each event: read the container from the engine.
             engine.api.inspect_container(name)
             inspected[name] = time.time()
 
-        def read_events():
+        def read_events() -> None:
             with concurrent.futures.ThreadPoolExecutor(8) as inspectors:
-                for line in proc.stdout:
+                for line in proc.stdout or ():
                     event = json.loads(line)
                     name = event["Actor"]["Attributes"]["name"]
                     events[name] = event["timeNano"] / 1e9
                     inspectors.submit(inspect_now, name)
 
-        def poll_consul():
+        def poll_consul() -> None:
             while not stop.is_set():
                 now = time.time()
                 try:
@@ -203,7 +208,7 @@ class Bench:
         inspects = [inspected[n] - events[n] for n in names if n in events and n in inspected]
         return names, elapsed, latencies, inspects
 
-    def part1_command(self):
+    def part1_command(self) -> tuple[str, ...]:
         """The app image, or with --idle-image a container that only sleeps (port 80 exposed), so
         the host's CPU goes to the engine and the agent rather than to app start-up."""
         if self.args.idle_image is None:
@@ -211,10 +216,10 @@ class Bench:
         return (self.args.idle_image, "sleep", "infinity")
 
     # ---- 2: app answers -> routed
-    def routed_latency(self):
-        results = {"probe": [], "plain": []}
+    def routed_latency(self) -> dict[str, list[float]]:
+        results: dict[str, list[float]] = {"probe": [], "plain": []}
 
-        def one(i, group):
+        def one(i: int, group: str) -> None:
             agent = "reg" if group == "probe" else "regplain"
             service = f"r{i}{group}"
             name = self.run(f"routed{i}{group}", self.args.app_image,
@@ -222,7 +227,8 @@ class Bench:
                                  "SERVICE_CHECK_INTERVAL": "5s"},
                             labels={"apbench.agent": f"{RUN}-{agent}"})
             ip = docker("inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{self.net}").IPAddress}}}}', name)
-            answered = routed = None
+            answered: float | None = None
+            routed: float | None = None
             deadline = time.monotonic() + 60
             url = f"http://127.0.0.1:{self.proxy_port}/"
             while time.monotonic() < deadline and routed is None:
@@ -240,16 +246,16 @@ class Bench:
         return results
 
     # ---- 3: footprint and restore
-    def agent_footprint(self, seconds=30):
+    def agent_footprint(self, seconds: float = 30) -> tuple[float, float]:
         pid = docker("inspect", "-f", "{{.State.Pid}}", self.name("reg"))
         children = subprocess.run(["pgrep", "-P", pid], capture_output=True, text=True, check=False).stdout.split()
         python = children[0] if children else pid
 
-        def read(path):
+        def read(path: str) -> str:
             with open(path, encoding="ascii") as handle:
                 return handle.read()
 
-        def cpu_ticks():
+        def cpu_ticks() -> int:
             fields = read(f"/proc/{python}/stat").rsplit(")", 1)[1].split()
             return int(fields[11]) + int(fields[12])
 
@@ -260,23 +266,23 @@ class Bench:
         return int(rss) / 1024, used / seconds * 100
 
     # ---- churn: threads and memory while many containers start and stop
-    def agent_process(self, name):
+    def agent_process(self, name: str) -> str:
         """The agent's Python process on this host (tini's child)."""
         pid = docker("inspect", "-f", "{{.State.Pid}}", name)
         children = subprocess.run(["pgrep", "-P", pid], capture_output=True, text=True, check=False).stdout.split()
         return children[0] if children else pid
 
     @staticmethod
-    def threads_and_rss(pid):
+    def threads_and_rss(pid: str) -> tuple[int, float]:
         with open(f"/proc/{pid}/status", encoding="ascii") as handle:
             fields = dict(line.split(":", 1) for line in handle if ":" in line)
         return int(fields["Threads"]), int(fields["VmRSS"].split()[0]) / 1024
 
-    def owned_count(self, owner):
+    def owned_count(self, owner: str) -> int:
         return sum(1 for s in self.consul("/v1/agent/services").values()
                    if s["Meta"].get("autoproxy_owner") == f"registrator:{owner}")
 
-    def churn(self, index, image):
+    def churn(self, index: int, image: str) -> tuple[float, float, dict[str, tuple[int, float, tuple[int, float]]]]:
         stem = f"churn{index}"
         label = f"{RUN}-{index}"
         name = self.run(stem, image, "registrator", "--consul=http://consul:8500", "--internal", f"--hostname={stem}",
@@ -286,11 +292,11 @@ class Bench:
                                  "--cpu-shares", str(self.args.cpu_shares)))
         self.wait("agent started", lambda: "registrator agent started" in self.logs_err(name), timeout=60)
         pid = self.agent_process(name)
-        samples = []
+        samples: list[tuple[str, int, float]] = []
         phase = ["idle before"]
         stop = threading.Event()
 
-        def sample():
+        def sample() -> None:
             while not stop.is_set():
                 with contextlib.suppress(OSError, KeyError, ValueError):
                     samples.append((phase[0], *self.threads_and_rss(pid)))
@@ -325,7 +331,7 @@ class Bench:
         stop.set()
         sampler.join()
         docker("rm", "-f", name, check=False)
-        by_phase = {}
+        by_phase: dict[str, list[tuple[int, float]]] = {}
         for phase_name, threads, rss in samples:
             by_phase.setdefault(phase_name, []).append((threads, rss))
         return start_seconds, remove_seconds, {
@@ -333,10 +339,10 @@ class Bench:
             for phase_name, values in by_phase.items()}
 
     @staticmethod
-    def logs_err(name):
+    def logs_err(name: str) -> str:
         return subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=False).stderr
 
-    def restore_time(self, count):
+    def restore_time(self, count: int) -> float:
         docker("restart", "-t", "1", self.name("consul"))
         self.wait("Consul back", lambda: self.consul("/v1/status/leader"), interval=0.02)
         back = time.monotonic()
@@ -347,7 +353,7 @@ class Bench:
         return time.monotonic() - back
 
 
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", default="autoproxy/agent:test")
     parser.add_argument("--app-image", default="autoproxy/hello-world:latest")

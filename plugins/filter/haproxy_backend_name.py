@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import backend_name
@@ -56,7 +58,7 @@ _value:
 FQCN = "autoproxy.stack.haproxy_backend_name"
 
 
-def haproxy_backend_name(name, routing_tag=None):
+def haproxy_backend_name(name: str, routing_tag: str | None = None) -> str:
     try:
         return backend_name(name, routing_tag)
     except ValueError as exc:
@@ -64,5 +66,5 @@ def haproxy_backend_name(name, routing_tag=None):
 
 
 class FilterModule:
-    def filters(self):
+    def filters(self) -> dict[str, Callable[..., Any]]:
         return {"haproxy_backend_name": haproxy_backend_name}

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ansible.errors import AnsibleFilterError
 
@@ -86,5 +86,5 @@ def service_hosts(name: Any, tags: Any = (), domains: Any = ()) -> list[str]:
 
 
 class FilterModule:
-    def filters(self):
+    def filters(self) -> dict[str, Callable[..., Any]]:
         return {"service_hosts": service_hosts}

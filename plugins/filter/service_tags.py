@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ansible.errors import AnsibleFilterError
 
@@ -107,5 +107,5 @@ def service_tags(tags: Any, service: Any = "") -> dict[str, Any]:
 
 
 class FilterModule:
-    def filters(self):
+    def filters(self) -> dict[str, Callable[..., Any]]:
         return {"service_tags": service_tags}

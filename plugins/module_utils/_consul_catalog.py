@@ -83,8 +83,8 @@ def fetch_instances(
     the listing again while its ModifyIndex is the same and the checks hold all those check IDs.
     """
     nodes, index = client.request("GET", "/v1/catalog/nodes")
-    checks, checks_index = checks if checks is not None else client.request("GET", "/v1/health/state/any")
-    by_instance = _checks_by_instance(checks)
+    all_checks, checks_index = checks if checks is not None else client.request("GET", "/v1/health/state/any")
+    by_instance = _checks_by_instance(all_checks)
     instances, reread, listed = [], set(), set()
     for node in nodes or []:
         name = node.get("Node", "")
@@ -107,8 +107,9 @@ def fetch_instances(
             instances.extend(normalise_health_entry(entry) for entry in entries or [])
             if known is not None:
                 known.update(_own_check_ids(entries))
-    for gone in set(known or ()) - listed:
-        del known[gone]
+    if known is not None:
+        for gone in set(known) - listed:
+            del known[gone]
     instances.sort(key=lambda instance: (instance["service"], instance["node"], instance["id"]))
     return instances, index
 

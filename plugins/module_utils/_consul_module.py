@@ -58,10 +58,10 @@ def consul_client(params: dict[str, Any]) -> ConsulClient:
 
 def consul_failure(exc: ConsulError, doing: str) -> str:
     """The fail_json message for a ConsulError raised while ``doing`` something."""
-    hint = _HINTS.get(exc.status, _UNREACHABLE_HINT if exc.status is None else "")
+    hint = _UNREACHABLE_HINT if exc.status is None else _HINTS.get(exc.status, "")
     return f"{doing} failed: {exc}" + (f". Hint: {hint}." if hint else "")
 
 
-def consul_status(exc: ConsulError) -> dict[str, int]:
+def consul_status(exc: ConsulError) -> dict[str, Any]:
     """The extra fail_json keys for a ConsulError: the HTTP status, when Consul answered."""
     return {} if exc.status is None else {"status": exc.status}

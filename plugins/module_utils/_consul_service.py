@@ -16,6 +16,8 @@ A check registered by someone else has no readable definition and counts as diff
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._durations import parse_duration_ns
 
@@ -49,12 +51,12 @@ class RegistrationError(ValueError):
     """The options cannot make a valid registration; the message names the option."""
 
 
-def _given(mapping, keys):
+def _given(mapping: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
     return {key: mapping[key] for key in keys if mapping.get(key) is not None}
 
 
-def _meta(meta):
-    result = {}
+def _meta(meta: Mapping[Any, Any] | None) -> dict[str, str]:
+    result: dict[str, str] = {}
     for key, value in (meta or {}).items():
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise RegistrationError(f"meta {key!r}: values must be strings (or numbers, which become strings)")
@@ -62,12 +64,12 @@ def _meta(meta):
     return result
 
 
-def check_id(service_id, index, count):
+def check_id(service_id: str, index: int, count: int) -> str:
     """Consul's own default check ids: ``service:<id>`` for one check, ``service:<id>:<n>`` for several."""
     return f"service:{service_id}" if count == 1 else f"service:{service_id}:{index + 1}"
 
 
-def _desired_check(raw, service_id, index, count):
+def _desired_check(raw: Mapping[str, Any], service_id: str, index: int, count: int) -> dict[str, Any]:
     where = f"checks[{index}]"
     kinds = [kind for kind in CHECK_TYPES if raw.get(kind) is not None]
     if len(kinds) != 1:
@@ -90,7 +92,7 @@ def _desired_check(raw, service_id, index, count):
     return check
 
 
-def desired_registration(params):
+def desired_registration(params: Mapping[str, Any]) -> dict[str, Any]:
     """The registration asked for, module-shaped, holding only the options that were given.
 
     ``params`` are the module's options (None = not given). Raises RegistrationError.
@@ -111,13 +113,13 @@ def desired_registration(params):
     return desired
 
 
-def check_notes(check):
+def check_notes(check: Mapping[str, Any]) -> str:
     """The Notes that carry a check's definition, so a later run can compare it."""
     definition = {key: check[key] for key in CHECK_DEFINITION_KEYS if key in check}
     return NOTES_MARKER + json.dumps(definition, sort_keys=True, separators=(",", ":"))
 
 
-def _definition_from_notes(notes):
+def _definition_from_notes(notes: Any) -> dict[str, str] | None:
     if not isinstance(notes, str) or not notes.startswith(NOTES_MARKER):
         return None
     try:
@@ -129,7 +131,7 @@ def _definition_from_notes(notes):
     return {key: definition[key] for key in CHECK_DEFINITION_KEYS if isinstance(definition.get(key), str)}
 
 
-def _definition_from_api(agent_check):
+def _definition_from_api(agent_check: Mapping[str, Any]) -> dict[str, Any] | None:
     # Newer Consul versions fill Definition; 1.8 leaves it empty.
     api = agent_check.get("Definition") or {}
     definition = {key: api[_CHECK_API[key]] for key in CHECK_DEFINITION_KEYS if api.get(_CHECK_API[key])}
@@ -137,17 +139,19 @@ def _definition_from_api(agent_check):
     return definition if kind in definition else None
 
 
-def current_check(agent_check):
+def current_check(agent_check: Mapping[str, Any]) -> dict[str, Any]:
     """One entry of /v1/agent/checks, module-shaped; ``definition_known`` says if it could be read."""
-    check = {"id": agent_check.get("CheckID", ""), "name": agent_check.get("Name", ""),
-             "type": agent_check.get("Type", ""), "status": agent_check.get("Status", "")}
+    check: dict[str, Any] = {"id": agent_check.get("CheckID", ""), "name": agent_check.get("Name", ""),
+                             "type": agent_check.get("Type", ""), "status": agent_check.get("Status", "")}
     definition = _definition_from_notes(agent_check.get("Notes")) or _definition_from_api(agent_check)
     check["definition_known"] = definition is not None
     check.update(definition or {})
     return check
 
 
-def current_registration(agent_service, agent_checks):
+def current_registration(
+    agent_service: Mapping[str, Any] | None, agent_checks: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, Any] | None:
     """What the agent holds for one service id, module-shaped; None when it has no such service.
 
     ``agent_service`` is /v1/agent/service/<id>, ``agent_checks`` is /v1/agent/checks.
@@ -169,11 +173,11 @@ def current_registration(agent_service, agent_checks):
     }
 
 
-def _check_kind(check):
+def _check_kind(check: Mapping[str, Any]) -> Any:
     return next((kind for kind in CHECK_TYPES if kind in check), check.get("type"))
 
 
-def _same_value(key, held, wanted):
+def _same_value(key: str, held: Any, wanted: Any) -> bool:
     if key in CHECK_DURATIONS or key == "ttl":
         # By value ("1m0s" as Consul writes it equals "60s"); a value that is no duration by text.
         held_ns, wanted_ns = parse_duration_ns(held), parse_duration_ns(wanted)
@@ -182,7 +186,7 @@ def _same_value(key, held, wanted):
     return held == wanted
 
 
-def check_differences(held, wanted):
+def check_differences(held: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> list[str]:
     """Keys of one wanted check that differ from the held one (only the keys given)."""
     prefix = f"checks[{wanted['id']}]"
     if held is None:
@@ -195,7 +199,7 @@ def check_differences(held, wanted):
     return [f"{prefix}.{key}" for key in keys if not _same_value(key, held.get(key), wanted[key])]
 
 
-def differences(current, desired):
+def differences(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> list[str]:
     """Dotted names of the asked-for keys whose value differs from what the agent holds.
 
     A service the agent does not hold differs in everything asked for. When ``checks`` is
@@ -213,7 +217,7 @@ def differences(current, desired):
     return found
 
 
-def _merged_check(held, wanted, service_name):
+def _merged_check(held: Mapping[str, Any] | None, wanted: Mapping[str, Any], service_name: str) -> dict[str, Any]:
     if held is None or not held["definition_known"] or _check_kind(held) != _check_kind(wanted):
         # Consul's own default name, set here so that check mode predicts it.
         return dict({"name": f"Service '{service_name}' check"}, **wanted)
@@ -224,7 +228,7 @@ def _merged_check(held, wanted, service_name):
     return merged
 
 
-def merged_registration(current, desired):
+def merged_registration(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> dict[str, Any]:
     """The full registration to send: the agent's, with the asked-for keys replaced."""
     if current is None:
         merged = {key: desired[key] for key in SERVICE_KEYS if key in desired}
@@ -245,7 +249,7 @@ def merged_registration(current, desired):
     return merged
 
 
-def registration_body(merged, send_checks):
+def registration_body(merged: Mapping[str, Any], send_checks: bool) -> dict[str, Any]:
     """The JSON body for PUT /v1/agent/service/register.
 
     ``send_checks`` false leaves the agent's checks as they are (register without
@@ -261,13 +265,13 @@ def registration_body(merged, send_checks):
     return body
 
 
-def _check_body(check):
+def _check_body(check: Mapping[str, Any]) -> dict[str, Any]:
     body = {_CHECK_API[key]: check[key] for key in _CHECK_API if key in check}
     body["Notes"] = check_notes(check)
     return body
 
 
-def view(registration):
+def view(registration: Mapping[str, Any] | None) -> dict[str, Any]:
     """A registration as shown in diffs and results: module keys, no bookkeeping."""
     if registration is None:
         return {}

@@ -120,7 +120,7 @@ class AgentOptions:
         _validate_options(self)
 
 
-def _validate_options(options):
+def _validate_options(options: AgentOptions) -> None:
     if options.mode not in ("internal", "host"):
         raise ValueError(f"mode must be 'internal' or 'host', not {options.mode!r}")
     # The cleanup pattern <hostname>:<container>:<port> cannot be parsed back if the host name has a ':'.
@@ -149,19 +149,19 @@ def _validate_options(options):
 # small readers that never raise on odd inspect data
 
 
-def _dict(value):
+def _dict(value: Any) -> dict[Any, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _list(value):
+def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _str(value):
+def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _is_positive_duration(value):
+def _is_positive_duration(value: Any) -> bool:
     """A Go duration above zero. Consul refuses a zero interval or TTL; a zero or negative timeout
     or deregister delay would only mean "not set", so every check duration must be above zero."""
     if not isinstance(value, str) or len(value) > _DURATION_MAX_CHARS:
@@ -179,12 +179,12 @@ def _show(value: str) -> str:
     return show(value, _SHOWN_CHARS, keep_non_ascii=True)
 
 
-def _truthy(value):
+def _truthy(value: str) -> bool:
     value = value.strip().lower()
     return value != "" and value not in _FALSE_WORDS
 
 
-def container_name(inspect):
+def container_name(inspect: Any) -> str:
     """The container's name without Docker's leading '/' (its short ID if it has no name)."""
     name = _str(_dict(inspect).get("Name")).lstrip("/")
     return name or _str(_dict(inspect).get("Id"))[:12]
@@ -194,10 +194,10 @@ def container_name(inspect):
 # SERVICE_* keys
 
 
-def _raw_service_keys(inspect):
+def _raw_service_keys(inspect: Any) -> dict[str, tuple[str, str]]:
     """Lower-cased key after SERVICE_ -> (key as written, value); labels are read last so they win."""
     config = _dict(_dict(inspect).get("Config"))
-    found = {}
+    found: dict[str, tuple[str, str]] = {}
     for entry in _list(config.get("Env")):
         if isinstance(entry, str) and "=" in entry:
             key, value = entry.split("=", 1)
@@ -210,12 +210,12 @@ def _raw_service_keys(inspect):
     return found
 
 
-def _add_service_key(found, key, value):
+def _add_service_key(found: dict[str, tuple[str, str]], key: str, value: str) -> None:
     if key.startswith(_PREFIX) and len(key) > len(_PREFIX):
         found[key[len(_PREFIX):].lower()] = (key, value)
 
 
-def service_keys(inspect):
+def service_keys(inspect: Any) -> dict[str, str]:
     """The container's SERVICE_* settings, env and labels merged (a label wins).
 
     Keys are what follows ``SERVICE_``, lower-cased as registrator does (``SERVICE_80_NAME`` -> ``80_name``).
@@ -227,8 +227,8 @@ def _split_port_keys(
     keys: dict[str, tuple[str, str]], port_numbers: set[int], warn: _KeyWarn
 ) -> tuple[dict[str, tuple[str, str]], dict[int, dict[str, tuple[str, str]]]]:
     """Separate generic keys from SERVICE_<port>_<KEY> ones, warning about port keys that cannot apply."""
-    generic = {}
-    per_port = {}
+    generic: dict[str, tuple[str, str]] = {}
+    per_port: dict[int, dict[str, tuple[str, str]]] = {}
     for key in sorted(keys):
         raw, value = keys[key]
         head, sep, rest = key.partition("_")
@@ -261,7 +261,7 @@ def _parse_port_key(key: str) -> tuple[int, str] | None:
     return port, proto
 
 
-def _container_ports(inspect, warn_text):
+def _container_ports(inspect: Any, warn_text: Callable[[str], None]) -> list[tuple[int, str]]:
     """Every (port, protocol) the container exposes or Docker reports, sorted."""
     config = _dict(_dict(inspect).get("Config"))
     settings = _dict(_dict(inspect).get("NetworkSettings"))
@@ -275,7 +275,7 @@ def _container_ports(inspect, warn_text):
     return sorted(ports)
 
 
-def _network_mode(inspect):
+def _network_mode(inspect: Any) -> str:
     return _str(_dict(_dict(inspect).get("HostConfig")).get("NetworkMode"))
 
 
@@ -289,11 +289,13 @@ def _published_binding(inspect: Any, port: int, proto: str) -> tuple[int, str] |
     return None
 
 
-def _registrable_ports(inspect, ports, options):
+def _registrable_ports(
+    inspect: Any, ports: list[tuple[int, str]], options: AgentOptions
+) -> list[tuple[int, str, int, str | None]]:
     """(exposed port, protocol, registered port, host IP hint) for each port the mode can register."""
     if options.mode == "internal":
         return [(port, proto, port, None) for port, proto in ports]
-    result = []
+    result: list[tuple[int, str, int, str | None]] = []
     for port, proto in ports:
         if _network_mode(inspect) == "host":
             # A host-networked container listens on the host itself, so its exposed port is the host port.
@@ -305,7 +307,7 @@ def _registrable_ports(inspect, ports, options):
     return result
 
 
-def _network_ip(network):
+def _network_ip(network: Any) -> str:
     network = _dict(network)
     for key in ("IPAddress", "GlobalIPv6Address"):
         value = _str(network.get(key))
@@ -314,7 +316,7 @@ def _network_ip(network):
     return ""
 
 
-def _label_network(inspect, networks, warn_text):
+def _label_network(inspect: Any, networks: dict[Any, Any], warn_text: Callable[[str], None]) -> str:
     """The network named by the autoproxy.network label, or '' (with a warning when it cannot be used)."""
     labels = _dict(_dict(_dict(inspect).get("Config")).get("Labels"))
     wanted = _str(labels.get(NETWORK_LABEL)).strip()
@@ -324,7 +326,7 @@ def _label_network(inspect, networks, warn_text):
     return wanted
 
 
-def _container_ip(inspect, options, warn_text=lambda _text: None):
+def _container_ip(inspect: Any, options: AgentOptions, warn_text: Callable[[str], None] = lambda _text: None) -> str:
     """The container's own IP, chosen deterministically among its networks."""
     settings = _dict(_dict(inspect).get("NetworkSettings"))
     networks = _dict(settings.get("Networks"))
@@ -348,7 +350,7 @@ def _container_ip(inspect, options, warn_text=lambda _text: None):
     return legacy if is_ip_literal(legacy) else ""
 
 
-def _label_ip(inspect, options, warn_text):
+def _label_ip(inspect: Any, options: AgentOptions, warn_text: Callable[[str], None]) -> str:
     """The address from the -useIpFromLabel label (a /NN suffix stripped), or '' when absent or bad."""
     if not options.ip_from_label:
         return ""
@@ -363,7 +365,9 @@ def _label_ip(inspect, options, warn_text):
     return address
 
 
-def _service_address(inspect, options, host_ip_hint, warn_text):
+def _service_address(
+    inspect: Any, options: AgentOptions, host_ip_hint: str | None, warn_text: Callable[[str], None]
+) -> str | None:
     """The address to register, or None (with a warning) when none can be determined."""
     label_ip = _label_ip(inspect, options, warn_text)
     if label_ip:
@@ -392,13 +396,16 @@ def _service_address(inspect, options, host_ip_hint, warn_text):
 # name, ID, tags, meta
 
 
-def _default_name(inspect):
+def _default_name(inspect: Any) -> str:
     image = _str(_dict(_dict(inspect).get("Config")).get("Image"))
     base = image.rstrip("/").rsplit("/", 1)[-1]
     return base.split("@", 1)[0].split(":", 1)[0]
 
 
-def _service_name(inspect, keys, from_port, port, is_group, options, warn):
+def _service_name(
+    inspect: Any, keys: dict[str, tuple[str, str]], from_port: dict[str, tuple[str, str]], port: int,
+    is_group: bool, options: AgentOptions, warn: _KeyWarn,
+) -> str | None:
     """The service name, or None when the service must not be registered."""
     raw, value = keys.get("name", ("SERVICE_NAME", ""))
     if value == "":
@@ -421,7 +428,9 @@ def _service_name(inspect, keys, from_port, port, is_group, options, warn):
     return name
 
 
-def _service_id(inspect, keys, port, proto, options, warn):
+def _service_id(
+    inspect: Any, keys: dict[str, tuple[str, str]], port: int, proto: str, options: AgentOptions, warn: _KeyWarn
+) -> str:
     default = f"{options.hostname}:{container_name(inspect)}:{port}"
     if proto != "tcp":
         default += ":" + proto
@@ -436,7 +445,7 @@ def _service_id(inspect, keys, port, proto, options, warn):
 
 def _service_tags(keys: dict[str, tuple[str, str]], proto: str, options: AgentOptions, warn: _KeyWarn) -> list[str]:
     raw, value = keys.get("tags", ("SERVICE_TAGS", ""))
-    tags = []
+    tags: list[str] = []
     # registrator's SERVICE_TAGS rule: split on ',', '\,' is a literal comma.
     for tag in split_escaped(value):
         tag = tag.strip()
@@ -453,7 +462,7 @@ def _service_tags(keys: dict[str, tuple[str, str]], proto: str, options: AgentOp
     return list(dict.fromkeys(tags))
 
 
-def _meta_problem(key, value):
+def _meta_problem(key: str, value: str) -> str:
     if not _META_KEY_RE.fullmatch(key):
         return "Meta keys have 1-128 letters, digits, '_' or '-'"
     if key.startswith(_RESERVED_META_PREFIXES):
@@ -463,8 +472,10 @@ def _meta_problem(key, value):
     return ""
 
 
-def _service_meta(inspect, keys, options, warn):
-    meta = {}
+def _service_meta(
+    inspect: Any, keys: dict[str, tuple[str, str]], options: AgentOptions, warn: _KeyWarn
+) -> dict[str, str]:
+    meta: dict[str, str] = {}
     if options.owner:
         meta[OWNER_META] = options.owner
     meta[CONTAINER_META] = container_name(inspect)
@@ -486,7 +497,7 @@ def _service_meta(inspect, keys, options, warn):
 # health check
 
 
-def _check_path(keys, key, warn):
+def _check_path(keys: dict[str, tuple[str, str]], key: str, warn: _KeyWarn) -> str | None:
     raw, value = keys[key]
     if not _HTTP_PATH_RE.fullmatch(value):
         warn(raw, value, "ignored: not an HTTP path like /health")
@@ -500,7 +511,7 @@ def _http_check(
     path = _check_path(keys, "check_" + kind, warn)
     if path is None:
         return None
-    check = {"HTTP": f"{kind}://{host_port(address, port)}{path}"}
+    check: dict[str, Any] = {"HTTP": f"{kind}://{host_port(address, port)}{path}"}
     method_key = f"check_{kind}_method"
     if keys.get(method_key, ("", ""))[1]:
         raw, value = keys[method_key]
@@ -513,7 +524,9 @@ def _http_check(
     return check
 
 
-def _script_check(keys, address, port, options, warn):
+def _script_check(
+    keys: dict[str, tuple[str, str]], address: str, port: int, options: AgentOptions, warn: _KeyWarn
+) -> dict[str, Any] | None:
     raw, value = keys["check_script"]
     if not options.script_checks:
         warn(raw, value, "ignored: script checks are disabled for this agent")
@@ -523,7 +536,7 @@ def _script_check(keys, address, port, options, warn):
     return {"Args": ["sh", "-c", command]}
 
 
-def _ttl_check(keys, warn):
+def _ttl_check(keys: dict[str, tuple[str, str]], warn: _KeyWarn) -> dict[str, Any] | None:
     raw, value = keys["check_ttl"]
     if not _is_positive_duration(value.strip()):
         warn(raw, value, "ignored: " + _DURATION_HINT)
@@ -532,7 +545,7 @@ def _ttl_check(keys, warn):
 
 
 def _grpc_check(keys: dict[str, tuple[str, str]], address: str, port: int) -> dict[str, Any]:
-    check = {"GRPC": host_port(address, port)}
+    check: dict[str, Any] = {"GRPC": host_port(address, port)}
     if _truthy(keys.get("check_grpc_use_tls", ("", ""))[1]):
         check["GRPCUseTLS"] = True
         if _truthy(keys.get("check_tls_skip_verify", ("", ""))[1]):
@@ -544,7 +557,7 @@ def _check_kind(
     keys: dict[str, tuple[str, str]], address: str, port: int, options: AgentOptions, warn: _KeyWarn
 ) -> dict[str, Any] | None:
     """The first usable check in registrator's order: http, https, cmd, script, ttl, tcp, grpc."""
-    def given(key):
+    def given(key: str) -> bool:
         return keys.get(key, ("", ""))[1] != ""
 
     if given("check_http"):
@@ -574,7 +587,7 @@ def _check_kind(
     return None
 
 
-def _duration_setting(keys, key, warn, fallback_note):
+def _duration_setting(keys: dict[str, tuple[str, str]], key: str, warn: _KeyWarn, fallback_note: str) -> str | None:
     raw, value = keys.get(key, ("", ""))
     if value == "":
         return None
@@ -584,7 +597,9 @@ def _duration_setting(keys, key, warn, fallback_note):
     return value.strip()
 
 
-def _service_check(keys, address, port, options, warn):
+def _service_check(
+    keys: dict[str, tuple[str, str]], address: str, port: int, options: AgentOptions, warn: _KeyWarn
+) -> dict[str, Any] | None:
     check = _check_kind(keys, address, port, options, warn)
     if check is None:
         return None
@@ -606,7 +621,7 @@ def _service_check(keys, address, port, options, warn):
     return check
 
 
-def _warn_unknown_check_keys(keys, warn):
+def _warn_unknown_check_keys(keys: dict[str, tuple[str, str]], warn: _KeyWarn) -> None:
     for key in sorted(keys):
         if key.startswith("check_") and key not in _CHECK_KEYS:
             raw, value = keys[key]
@@ -620,27 +635,30 @@ def _warn_unknown_check_keys(keys, warn):
 class _Warnings:
     """Collects warnings about one container, each once, in the order they happened."""
 
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         self.name = _clip(name)
-        self.messages = []
+        self.messages: list[str] = []
 
-    def text(self, message):
+    def text(self, message: str) -> None:
         line = f"container '{self.name}': {message}"
         if line not in self.messages:
             self.messages.append(line)
 
-    def key(self, raw_key, value, reason):
+    def key(self, raw_key: str, value: str, reason: str) -> None:
         self.text(f"{_clip(raw_key)}={_show(value)} {reason}")
 
 
-def _ignored_whole(keys):
+def _ignored_whole(keys: dict[str, tuple[str, str]]) -> bool:
     """SERVICE_IGNORE is set and no SERVICE_<port>_IGNORE could override it for some port."""
     if keys.get("ignore", ("", ""))[1] == "":
         return False
     return not any(key.endswith("_ignore") and key.split("_", 1)[0].isdigit() for key in keys)
 
 
-def _build_service(inspect, keys, from_port, entry, is_group, options, warnings):
+def _build_service(
+    inspect: Any, keys: dict[str, tuple[str, str]], from_port: dict[str, tuple[str, str]],
+    entry: tuple[int, str, int, str | None], is_group: bool, options: AgentOptions, warnings: _Warnings,
+) -> dict[str, Any] | None:
     port, proto, service_port, host_ip_hint = entry
     if keys.get("ignore", ("", ""))[1] != "":
         return None
@@ -664,7 +682,7 @@ def _build_service(inspect, keys, from_port, entry, is_group, options, warnings)
     return registration
 
 
-def container_services(inspect, options):
+def container_services(inspect: Any, options: AgentOptions) -> tuple[list[dict[str, Any]], list[str]]:
     """Consul registrations for one container, and warnings naming what was dropped and why.
 
     Each registration is the JSON body of Consul's ``PUT /v1/agent/service/register``:

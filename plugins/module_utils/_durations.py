@@ -31,7 +31,7 @@ _PART_RE = re.compile(r"([0-9]*)(?:\.([0-9]*))?(ns|us|\u00b5s|\u03bcs|ms|s|m|h)"
 _LIMIT = 1 << 63  # Go's Duration is an int64 of nanoseconds
 
 
-def _fraction_ns(digits, unit):
+def _fraction_ns(digits: str, unit: int) -> int:
     """What Go adds for the digits after the point: it stops reading digits at uint64 overflow
     and scales in float64, so the result is Go's to the nanosecond."""
     value, scale = 0, 1.0
@@ -43,7 +43,7 @@ def _fraction_ns(digits, unit):
     return int(float(value) * (float(unit) / scale)) if value else 0
 
 
-def parse_duration_ns(value):
+def parse_duration_ns(value: object) -> int | None:
     """Nanoseconds in a Go duration string, or None where ``time.ParseDuration`` fails.
 
     ``[-+]?([0-9]*(.[0-9]*)?unit)+`` with at least one digit in every part (``1h30m``, ``1.5s``,
@@ -80,7 +80,7 @@ def parse_duration_ns(value):
     return total if total < _LIMIT else None
 
 
-def parse_duration(value):
+def parse_duration(value: object) -> float | None:
     """Seconds in a Go duration string (``10s``, ``1m30s``, ``500ms``), or None if it is not one."""
     nanoseconds = parse_duration_ns(value)
     return None if nanoseconds is None else nanoseconds / 1e9

@@ -18,8 +18,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import render_haproxy_config
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
+    HaproxySettings,
+    render_haproxy_config,
+)
 
 CONFIG_NAME = "haproxy.cfg"
 
@@ -28,9 +33,9 @@ class HaproxyError(Exception):
     pass
 
 
-def read_config_dir(path, names):
+def read_config_dir(path: str, names: Iterable[str]) -> dict[str, str | None]:
     """The current content of each file, or None for a missing one."""
-    current = {}
+    current: dict[str, str | None] = {}
     for name in names:
         try:
             with open(os.path.join(path, name), encoding="utf-8") as handle:
@@ -40,7 +45,7 @@ def read_config_dir(path, names):
     return current
 
 
-def write_files(path, files, mode=0o644):
+def write_files(path: str, files: Mapping[str, str], mode: int = 0o644) -> None:
     """Write each file atomically (temp file in the same directory, then rename)."""
     os.makedirs(path, exist_ok=True)
     # haproxy.cfg last: a reader that sees the new cfg also sees the files it names.
@@ -57,7 +62,7 @@ def write_files(path, files, mode=0o644):
             raise
 
 
-def validate_files(files, haproxy_cmd=("haproxy",)):
+def validate_files(files: Mapping[str, str], haproxy_cmd: Sequence[str] = ("haproxy",)) -> tuple[bool, str]:
     """Run ``haproxy -c`` on the files in a scratch directory; return (ok, output)."""
     scratch = tempfile.mkdtemp(prefix="autoproxy-check-")
     try:
@@ -67,7 +72,7 @@ def validate_files(files, haproxy_cmd=("haproxy",)):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def validate_path(cfg_path, haproxy_cmd=("haproxy",)):
+def validate_path(cfg_path: str, haproxy_cmd: Sequence[str] = ("haproxy",)) -> tuple[bool, str]:
     try:
         proc = subprocess.run(list(haproxy_cmd) + ["-c", "-f", cfg_path], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=60, check=False)
@@ -76,13 +81,13 @@ def validate_path(cfg_path, haproxy_cmd=("haproxy",)):
     return proc.returncode == 0, findings(proc.stdout.decode("utf-8", "replace"))
 
 
-def findings(output):
+def findings(output: str) -> str:
     """HAProxy's ALERT and WARNING lines (its version NOTICEs say nothing about the config)."""
     lines = [line for line in output.splitlines() if "[ALERT]" in line or "[WARNING]" in line]
     return "\n".join(lines) if lines else output.strip()
 
 
-def cli_command(socket_path, command, timeout=10.0):
+def cli_command(socket_path: str, command: str, timeout: float = 10.0) -> str:
     """Send one command to an HAProxy CLI socket (master or runtime) and return its answer."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -91,7 +96,7 @@ def cli_command(socket_path, command, timeout=10.0):
             sock.sendall(command.encode() + b"\n")
             # Half-close: the CLI answers one command and closes instead of waiting for more.
             sock.shutdown(socket.SHUT_WR)
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 chunk = sock.recv(65536)
                 if not chunk:
@@ -107,7 +112,7 @@ CONFIG_LINE_RE = re.compile(r"\[[^\]\s]*" + re.escape(CONFIG_NAME) + r":([0-9]+)
 _SECTION_RE = re.compile(r"(global|defaults|frontend|backend|listen)\b\s*(\S*)")
 
 
-def _section_of(lines, line_number):
+def _section_of(lines: Sequence[str], line_number: int) -> tuple[str, str]:
     for index in range(min(line_number, len(lines)) - 1, -1, -1):
         line = lines[index]
         if not line.startswith((" ", "\t")):
@@ -117,34 +122,36 @@ def _section_of(lines, line_number):
     return "", ""
 
 
-def section_at(config_text, line_number):
+def section_at(config_text: str, line_number: int) -> tuple[str, str]:
     """``(kind, name)`` of the section that holds 1-based ``line_number`` of the config; ``("", "")`` if none."""
     # Lines as HAProxy numbers them: split at newlines only.
     return _section_of(config_text.split("\n"), line_number)
 
 
-def reported_sections(output, config_text):
+def reported_sections(output: str, config_text: str) -> list[tuple[str, str]]:
     """``(kind, name)`` of the section of each config line HAProxy's output points at, in its order."""
     lines = config_text.split("\n")
     return [_section_of(lines, int(number)) for number in CONFIG_LINE_RE.findall(output)]
 
 
-def without_backends(table, names):
+def without_backends(table: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
     """The routing table minus some backends and the hosts that pointed at them."""
-    names = set(names)
+    left_out = set(names)
     return dict(
         table,
-        backends={name: backend for name, backend in table["backends"].items() if name not in names},
-        hosts={host: backend for host, backend in table["hosts"].items() if backend not in names},
+        backends={name: backend for name, backend in table["backends"].items() if name not in left_out},
+        hosts={host: backend for host, backend in table["hosts"].items() if backend not in left_out},
     )
 
 
-def _blamed_backends(cfg, output, table):
+def _blamed_backends(cfg: str, output: str, table: Mapping[str, Any]) -> set[str]:
     """The table's backends whose sections hold the lines HAProxy complained about."""
     return {name for kind, name in reported_sections(output, cfg) if kind == "backend" and name in table["backends"]}
 
 
-def _first_failing_backend(table, settings, haproxy_cmd):
+def _first_failing_backend(
+    table: Mapping[str, Any], settings: HaproxySettings | None, haproxy_cmd: Sequence[str]
+) -> str | None:
     """Bisect for a backend that makes validation fail when HAProxy's output names no line of one."""
     names = sorted(table["backends"])
     low, high = 0, len(names)  # the first `high` backends fail, the first `low` pass
@@ -156,14 +163,16 @@ def _first_failing_backend(table, settings, haproxy_cmd):
     return names[low] if names else None
 
 
-def render_validated(table, settings, haproxy_cmd=("haproxy",)):
+def render_validated(
+    table: dict[str, Any], settings: HaproxySettings | None, haproxy_cmd: Sequence[str] = ("haproxy",)
+) -> tuple[dict[str, str], dict[str, Any], list[tuple[str, Any, str]]]:
     """Render a table and validate it; leave out the backends HAProxy rejects.
 
     Returns ``(files, kept_table, rejected)`` where rejected is a list of
     ``(backend, service, reason)``. Raises HaproxyError when even the table without any
     backend does not validate (then the settings are at fault, not a service).
     """
-    rejected = []
+    rejected: list[tuple[str, Any, str]] = []
     while True:
         files = render_haproxy_config(table, settings)
         ok, output = validate_files(files, haproxy_cmd)

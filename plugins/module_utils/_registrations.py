@@ -23,8 +23,8 @@ import hashlib
 import json
 import re
 import signal as _signal
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Container, Iterable, Mapping
+from typing import Any, TypeVar
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._addresses import split_host_port
 from ansible_collections.autoproxy.stack.plugins.module_utils._containers import CONTAINER_META, OWNER_META
@@ -41,13 +41,15 @@ _SIGNALED_BIT = 128
 _ENDING_SIGNALS = frozenset({_signal.SIGTERM, _signal.SIGKILL, _signal.SIGINT, _signal.SIGQUIT})
 _STATUS_WORDS = {"healthy": "passing", "unhealthy": "critical", "starting": "critical"}
 _HEALTH_IN_STATUS_RE = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+# A registration, as the caller holds it (plan_changes hands back the same objects).
+_Registration = TypeVar("_Registration", bound=Mapping[str, Any])
 
 
 # --------------------------------------------------------------------------------------------
 # digests: change detection without re-registering
 
 
-def registration_digest(registration):
+def registration_digest(registration: Mapping[str, Any]) -> str:
     """A short stable hash of a registration's definition (Meta digest and check Status excluded)."""
     body = copy.deepcopy(registration)
     body.get("Meta", {}).pop(DIGEST_META, None)
@@ -58,35 +60,37 @@ def registration_digest(registration):
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _checks(registration):
+def _checks(registration: Mapping[str, Any]) -> list[dict[str, Any]]:
     checks = list(registration.get("Checks") or [])
     if registration.get("Check"):
         checks.append(registration["Check"])
     return checks
 
 
-def with_digest(registration):
+def with_digest(registration: dict[str, Any]) -> dict[str, Any]:
     """A copy of the registration with its digest in Meta."""
     result = copy.deepcopy(registration)
     result.setdefault("Meta", {})[DIGEST_META] = registration_digest(registration)
     return result
 
 
-def owned_services(agent_services, owner):
+def owned_services(agent_services: Mapping[str, Any] | None, owner: str) -> dict[str, dict[str, Any]]:
     """The entries of ``GET /v1/agent/services`` that carry this agent's owner mark."""
     return {sid: svc for sid, svc in (agent_services or {}).items()
             if isinstance(svc, dict) and (svc.get("Meta") or {}).get(OWNER_META) == owner}
 
 
-def services_by_container(services):
+def services_by_container(services: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Mapping[str, Any]]]:
     """Service entries grouped by the container name in their Meta."""
-    grouped = {}
+    grouped: dict[str, dict[str, Mapping[str, Any]]] = {}
     for sid, svc in services.items():
         grouped.setdefault((svc.get("Meta") or {}).get(CONTAINER_META, ""), {})[sid] = svc
     return grouped
 
 
-def plan_changes(desired, have):
+def plan_changes(
+    desired: Iterable[_Registration], have: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[_Registration], list[str]]:
     """What to do so Consul holds exactly ``desired`` for one container.
 
     ``desired``: registrations with digests (``with_digest``); ``have``: service ID -> entry of
@@ -102,7 +106,7 @@ def plan_changes(desired, have):
     return to_register, sorted(set(have) - wanted_ids)
 
 
-def digests_match(desired, have):
+def digests_match(desired: Iterable[Mapping[str, Any]], have: Mapping[str, Mapping[str, Any]]) -> bool:
     """True when ``have`` already holds exactly ``desired`` (the cheap test of a periodic pass)."""
     to_register, to_deregister = plan_changes(desired, have)
     return not to_register and not to_deregister
@@ -112,19 +116,19 @@ def digests_match(desired, have):
 # Docker HEALTHCHECK as a Consul TTL check
 
 
-def has_healthcheck(inspect):
+def has_healthcheck(inspect: Mapping[str, Any] | None) -> bool:
     test = (((inspect or {}).get("Config") or {}).get("Healthcheck") or {}).get("Test") or []
     return bool(test) and test[0] != "NONE"
 
 
-def docker_health_status(inspect):
+def docker_health_status(inspect: Mapping[str, Any] | None) -> str | None:
     """'starting', 'healthy' or 'unhealthy', or None when the container has no HEALTHCHECK."""
     if not has_healthcheck(inspect):
         return None
     return (((inspect or {}).get("State") or {}).get("Health") or {}).get("Status") or "starting"
 
 
-def health_from_list_status(status_text):
+def health_from_list_status(status_text: str | None) -> str | None:
     """The health word in ``docker ps``'s Status ('Up 5 minutes (healthy)'), or None."""
     match = _HEALTH_IN_STATUS_RE.search(status_text or "")
     if not match:
@@ -132,16 +136,16 @@ def health_from_list_status(status_text):
     return "starting" if match.group(1) == "health: starting" else match.group(1)
 
 
-def consul_status(docker_status):
+def consul_status(docker_status: str) -> str:
     """Only a healthy container is routed; 'starting' is not ready yet."""
     return _STATUS_WORDS.get(docker_status, "critical")
 
 
-def health_check_id(service_id):
+def health_check_id(service_id: str) -> str:
     return HEALTH_CHECK_PREFIX + service_id
 
 
-def add_health_check(registration, ttl, status):
+def add_health_check(registration: dict[str, Any], ttl: str, status: str) -> dict[str, Any]:
     """A copy of the registration with a TTL check that mirrors Docker's health status."""
     result = copy.deepcopy(registration)
     checks = _checks(result)
@@ -156,7 +160,7 @@ def add_health_check(registration, ttl, status):
 # container life cycle
 
 
-def deregister_on_exit(policy, state):
+def deregister_on_exit(policy: str, state: Mapping[str, Any] | None) -> bool:
     """Whether a container that is no longer running loses its registrations.
 
     ``state`` is its inspect ``State`` or None when the container is gone. registrator's rule:
@@ -191,7 +195,7 @@ def container_phase(state: Mapping[str, Any] | None, draining: bool, have: Mappi
     return REMOVE
 
 
-def _signal_number(value):
+def _signal_number(value: object) -> int | None:
     value = str(value or "").strip().upper()
     if value.isdigit():
         return int(value)
@@ -200,7 +204,7 @@ def _signal_number(value):
     return int(member) if member is not None else None
 
 
-def drains_on_kill(signal_value, stop_signal=None):
+def drains_on_kill(signal_value: object, stop_signal: object = None) -> bool:
     """True when a ``kill`` event's signal will end the container (so it must leave the proxy now).
 
     A reload signal such as SIGHUP or SIGUSR1 does not drain; the container's own STOPSIGNAL does.
@@ -211,9 +215,11 @@ def drains_on_kill(signal_value, stop_signal=None):
     return number in _ENDING_SIGNALS or (stop_signal is not None and number == _signal_number(stop_signal))
 
 
-def registrator_cleanup_ids(agent_services, hostname, live_container_names, owner):
+def registrator_cleanup_ids(
+    agent_services: Mapping[str, Any] | None, hostname: str, live_container_names: Container[str], owner: str
+) -> list[str]:
     """IDs that registrator's ``-cleanup`` would remove: this host's pattern, no live container, not ours."""
-    stale = []
+    stale: list[str] = []
     for sid, svc in (agent_services or {}).items():
         if (svc.get("Meta") or {}).get(OWNER_META) == owner:
             continue  # ours are reconciled by container name, not by ID pattern
@@ -249,12 +255,12 @@ def probe_target(registration: dict[str, Any], cap: float = 1.0) -> dict[str, An
     return None
 
 
-def http_status_passes(status):
+def http_status_passes(status: int) -> bool:
     """Consul's rule for HTTP checks: 2xx passes (429 is only a warning, which is not routed)."""
     return 200 <= status < 300
 
 
-def mark_passing(registration):
+def mark_passing(registration: dict[str, Any]) -> dict[str, Any]:
     """A copy whose first (declared) check starts as passing, after the probe saw it answer."""
     result = copy.deepcopy(registration)
     if result.get("Check"):

@@ -293,8 +293,7 @@ def _resolve_hosts(backends: dict[str, _Backend], warnings: list[str]) -> dict[s
 
 
 def _unique(items: list[str]) -> list[str]:
-    seen = set()
-    return [item for item in items if not (item in seen or seen.add(item))]
+    return list(dict.fromkeys(items))
 
 
 def build_routing_table(instances: Iterable[Any], domains: Any) -> dict[str, Any]:

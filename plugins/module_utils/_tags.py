@@ -14,10 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._options import ROUTING_OPTIONS, RoutingOption
 from ansible_collections.autoproxy.stack.plugins.module_utils._text import show
+
+if TYPE_CHECKING:  # typing.TypeGuard is Python 3.10+; module_utils run on older targets too
+    from typing import TypeGuard
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # The look-ahead caps the total length; \Z (not $) so a trailing newline never matches.
@@ -31,7 +34,6 @@ METADATA_VALUE_RE = re.compile(r"[!$%&()*+,\-./0-9:;<=>?@A-Z\[\]^_a-z{|}~]{0,255
 ALIAS_KEYWORDS = frozenset(("server_alias", "server_aliases"))
 # The keywords a key=value tag may start with; the routing options are declared in _options.
 OPTION_KEYWORDS = frozenset(ROUTING_OPTIONS) | ALIAS_KEYWORDS
-
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def host_for_untagged(name: str) -> str:
     return name.replace("_", ".").lower()
 
 
-def valid_service_name(name: Any) -> bool:
+def valid_service_name(name: Any) -> TypeGuard[str]:
     """True if a Consul service name can be routed: safe as a backend name and as a host."""
     return (
         isinstance(name, str) and SERVICE_NAME_RE.match(name) is not None and is_host_fragment(host_for_untagged(name))

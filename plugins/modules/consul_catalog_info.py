@@ -100,9 +100,11 @@ routes:
   sample: ["www.hello.test -> hello_www_backend -> 172.18.0.5:80"]
 """
 
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import (
     fetch_instances,
     normalise_health_entry,
@@ -121,22 +123,22 @@ ARGUMENT_SPEC = consul_argument_spec(
 )
 
 
-def read_instances(client, service):
+def read_instances(client: ConsulClient, service: str | None) -> list[dict[str, Any]]:
     if not service:
         return fetch_instances(client)[0]
     entries = client.health_service(service)[0]
     return [normalise_health_entry(entry) for entry in entries or []]
 
 
-def services_summary(instances):
-    services = {}
+def services_summary(instances: list[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    services: dict[str, dict[str, list[str]]] = {}
     for instance in instances:
         entry = services.setdefault(instance["service"], {"passing": [], "failing": []})
         entry["passing" if instance["passing"] else "failing"].append(instance["id"])
     return services
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
         instances = read_instances(consul_client(module.params), module.params["service"])

@@ -260,7 +260,7 @@ def read_registration(client: ConsulClient, service_id: str) -> dict[str, Any] |
     return current_registration(service, client.agent_checks() if service is not None else {})
 
 
-def deregister(module, client, service_id):
+def deregister(module: AnsibleModule, client: ConsulClient, service_id: str) -> dict[str, Any]:
     current = read_registration(client, service_id)
     changed = current is not None
     if changed and not module.check_mode:
@@ -286,7 +286,7 @@ def register(module: AnsibleModule, client: ConsulClient, desired: dict[str, Any
             "diff": {"before": view(current), "after": service}}
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
         required_if=[("state", "present", ["name"]), ("state", "absent", ["id", "name"], True)],

@@ -351,13 +351,13 @@ ARGUMENT_SPEC = consul_argument_spec(
 
 
 class HaproxyConfig:
-    def __init__(self, module):
+    def __init__(self, module: AnsibleModule) -> None:
         self.module = module
         self.params = module.params
         self.docker = module.get_bin_path("docker", required=True) if self.params["container"] else None
 
     # ---- inputs
-    def instances(self):
+    def instances(self) -> list[dict[str, Any]]:
         if self.params["instances"] is not None:
             return [dict(instance, passing=instance.get("passing", True)) for instance in self.params["instances"]]
         try:
@@ -365,7 +365,7 @@ class HaproxyConfig:
         except ConsulError as exc:
             self.module.fail_json(msg=consul_failure(exc, "reading the Consul catalog"), **consul_status(exc))
 
-    def settings(self):
+    def settings(self) -> HaproxySettings:
         p = self.params
         timeouts = {f"timeout_{name}": value for name, value in (p["timeouts"] or {}).items() if value is not None}
         return HaproxySettings(http_port=p["http_port"], stats_port=p["stats_port"], stats_user=p["stats_user"],
@@ -378,7 +378,7 @@ class HaproxyConfig:
                                **timeouts)
 
     # ---- validation
-    def validate(self, files, table):
+    def validate(self, files: dict[str, str], table: dict[str, Any]) -> str:
         if not self.params["validate"]:
             return ""
         if self.params["container"]:
@@ -397,7 +397,7 @@ class HaproxyConfig:
             )
         return output
 
-    def validate_in_container(self, files):
+    def validate_in_container(self, files: dict[str, str]) -> tuple[bool, str]:
         cmd = [self.docker, "exec", "-i", self.params["container"], "sh", "-c", CONTAINER_CHECK_SCRIPT,
                self.params["haproxy_binary"]]
         rc, out, err = self.module.run_command(cmd, data=tar_files(files), binary_data=True)
@@ -432,14 +432,14 @@ class HaproxyConfig:
             raise HaproxyError(f"docker exec {container} (autoproxy-agent reload) failed: {err.strip() or out}")
         return out.strip()
 
-    def started_at(self, container):
+    def started_at(self, container: str) -> str:
         rc, out, err = self.module.run_command(
             [self.docker, "inspect", "-f", "{{.State.Running}} {{.State.StartedAt}}", container])
         if rc != 0:
             raise HaproxyError(f"cannot inspect container {container!r}: {err.strip()}")
         return out.strip()
 
-    def signal_container(self):
+    def signal_container(self) -> str:
         container = self.params["container"]
         before = self.started_at(container)
         rc, out, err = self.module.run_command([self.docker, "kill", "-s", self.params["reload_signal"], container])
@@ -522,7 +522,7 @@ class HaproxyConfig:
         return changed
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
         required_together=[("stats_user", "stats_password"), ("consul_ui_user", "consul_ui_password")],

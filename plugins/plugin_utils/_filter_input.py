@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
-def describe_kind(value):
+def describe_kind(value: object) -> str:
     """A person's word for the type of a value, for error messages."""
     # Ansible 2.19 wraps templated values in private classes; name what the user wrote instead.
     if isinstance(value, Mapping):

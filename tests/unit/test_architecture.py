@@ -116,3 +116,61 @@ def test_the_check_finds_each_kind_of_wrong_import():
     # Agents may import agents, but not the rest.
     assert f"{COLLECTION}.agents.proxy" not in forbidden_imports("agents", imported_modules(source, module))
     assert forbidden_imports("rules", imported_modules(f"from {MODULE_UTILS} import _tags\n", module)) == []
+
+
+# ---- docs/ARCHITECTURE.md's file-by-file tables: every file has a row, and imports only what its row lists
+
+ARCHITECTURE = os.path.join(ROOT, "docs", "ARCHITECTURE.md")
+PARTS = {  # heading of the table -> (folder, module prefix its last column names)
+    "## The rules, file by file": (os.path.join("plugins", "module_utils"), MODULE_UTILS),
+    "## The agents, file by file": ("agents", f"{COLLECTION}.agents"),
+}
+
+
+def documented_imports(text: str, heading: str) -> dict[str, set[str]]:
+    """File name -> names its row allows, from the table under ``heading`` ("—" allows none)."""
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        rows[cells[0].strip("`")] = {name.strip().strip("`") for name in cells[-1].split(",")} - {"—"}
+    return rows
+
+
+def local_imports(path: str, prefix: str) -> set[str]:
+    """The files of the package ``prefix`` that ``path`` imports, by module name (``_routing``)."""
+    with open(path, encoding="utf-8") as handle:
+        names = imported_modules(handle.read(), _dotted(path))
+    return {name[len(prefix) + 1:].split(".")[0] for name in names if name.startswith(prefix + ".")}
+
+
+def _architecture_text() -> str:
+    with open(ARCHITECTURE, encoding="utf-8") as handle:
+        return handle.read()
+
+
+@pytest.mark.parametrize("heading", sorted(PARTS))
+def test_every_file_has_a_row_and_every_row_a_file(heading):
+    folder, _prefix = PARTS[heading]
+    files = {os.path.relpath(path, os.path.join(ROOT, folder)) for path in _python_files(folder)}
+    assert set(documented_imports(_architecture_text(), heading)) == files
+
+
+DOCUMENTED_FILES = [(heading, path) for heading, (folder, _prefix) in sorted(PARTS.items())
+                    for path in _python_files(folder)]
+
+
+@pytest.mark.parametrize(("heading", "path"), DOCUMENTED_FILES,
+                         ids=[os.path.relpath(path, ROOT) for _heading, path in DOCUMENTED_FILES])
+def test_files_import_only_what_their_row_lists(heading, path):
+    _folder, prefix = PARTS[heading]
+    allowed = documented_imports(_architecture_text(), heading).get(os.path.basename(path), set())
+    assert local_imports(path, prefix) - allowed == set()
+
+
+def test_the_table_reader_reads_names_and_dashes():
+    text = ("## T\n\n| file | what | may import |\n| --- | --- | --- |\n"
+            "| `_a.py` | x, y | `_b`, `_c` |\n| `_b.py` | z | — |\n\n## Next\n| `_d.py` | w | `_a` |\n")
+    assert documented_imports(text, "## T") == {"_a.py": {"_b", "_c"}, "_b.py": set()}
