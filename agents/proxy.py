@@ -38,6 +38,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_frontend 
     ACCESS_LOG_FORMATS,
     CONSUL_UI_ACCESS,
 )
+from ansible_collections.autoproxy.stack.plugins.module_utils._local_weights import LocalWeights, local_weights
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import RoutingTableBuilder
 from ansible_collections.autoproxy.stack.plugins.module_utils._text import split_escaped
 
@@ -95,6 +96,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="read_only: GET/HEAD to read endpoints only; full: everything, behind basic auth")
     add("--consul-ui-user", default=os.environ.get("AUTOPROXY_CONSUL_UI_USER"))
     add("--consul-ui-password", default=os.environ.get("AUTOPROXY_CONSUL_UI_PASSWORD"))
+    add("--local-address", action="append", dest="local_addresses", help="an address of this host as its containers' "
+        "registrations carry it (its fleet IP in host mode); repeatable or ','-separated (default: "
+        "$AUTOPROXY_LOCAL_ADDRESSES)")
+    add("--local-weight", type=int, default=0,
+        help="servers at a local address get their weight times this, at most 256 (docs/RULES.md §18); 0: off")
     add("--wait", type=int, default=55, help="blocking query wait, seconds")
     return parser.parse_args(argv)
 
@@ -130,6 +136,15 @@ def settings_from_args(args: argparse.Namespace) -> HaproxySettings:
     )
 
 
+def local_weights_from_args(args: argparse.Namespace) -> LocalWeights:
+    """The local-first weights the options ask for; ValueError naming a bad address or weight."""
+    given = args.local_addresses
+    if given is None:
+        given = [os.environ.get("AUTOPROXY_LOCAL_ADDRESSES", "")]
+    addresses = [address for value in given for address in split_escaped(value, ",", strip=True)]
+    return LocalWeights.checked(addresses, args.local_weight)
+
+
 def fitted(settings: HaproxySettings) -> HaproxySettings:
     """HAProxy refuses to start when maxconn needs more file descriptors than it may open."""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -152,6 +167,7 @@ class ProxyAgent:
         self.domains = split_escaped(args.domains or "", ":", strip=True)
         self.backend: ProxyBackend = backend or HaproxyBackend(args, fitted(settings_from_args(args)))
         self.builder = RoutingTableBuilder()
+        self.local = local_weights_from_args(args)
         self.guard = DropGuard(args.confirm_after, args.fault_hold)
         self.changed = threading.Event()
         self.stopping = threading.Event()
@@ -174,7 +190,7 @@ class ProxyAgent:
         table = self.builder.build(instances, self.domains)
         for warning in table.get("warnings", []):
             log.warning("%s", warning)
-        return self.backend.screen(table)
+        return self.backend.screen(local_weights(table, self.local))
 
     # ---- applying
     def apply(self) -> bool:
@@ -287,9 +303,13 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
         render_haproxy_config({"backends": {}, "hosts": {}}, settings_from_args(args))
+        local = local_weights_from_args(args)
     except ValueError as exc:
         log.error("invalid proxy settings: %s", exc)
         return 2
+    if local.active:
+        log.info("local-first weights: servers at %s get their weight times %d", ", ".join(sorted(local.addresses)),
+                 local.weight)
     agent = ProxyAgent(args)
     signal.signal(signal.SIGTERM, agent.stop)
     signal.signal(signal.SIGINT, agent.stop)

@@ -347,8 +347,20 @@ class RuntimeApi:
         self.expect(_empty, "set", "server", f"{proxy}/{name}", "state", "ready")
 
     def _set_addr(self, proxy: str, name: str, address: str, port: int) -> None:
-        self.expect(lambda a: "changed" in a or "no need" in a or a == "", "set", "server", f"{proxy}/{name}",
-                    "addr", address, "port", port)
+        """Move a server, and start its health afresh at the new address.
+
+        HAProxy keeps a server's check health across ``set server addr``: a server its checks
+        took DOWN at the old address (the container behind it stopped) stays DOWN, answering
+        503, until a check of the new address passes, up to a whole check interval later; and
+        a check already under way to the old address still counts against it. The table only
+        moves a server to an address whose Consul checks pass, so it is taken as up, as a new
+        server is, with the full ``fall`` count to lose before HAProxy's own checks take it out.
+        """
+        target = f"{proxy}/{name}"
+        answer = self.expect(lambda a: "changed" in a or "no need" in a or a == "", "set", "server", target,
+                             "addr", address, "port", port)
+        if "changed" in answer:
+            self.expect(_empty, "set", "server", target, "health", "up")
 
     def _set_option(self, proxy: str, name: str, option: RoutingOption, value: Any) -> None:
         words = option.haproxy.runtime_words

@@ -154,9 +154,10 @@ def free_port():
 
 
 class Running:
-    def __init__(self, tmp_path, haproxy_bin, table):
+    def __init__(self, tmp_path, haproxy_bin, table, **settings):
+        settings = {"check_interval": "500ms", **settings}
         self.settings = HaproxySettings(http_port=free_port(), stats_port=free_port(), spare_backends=2,
-                                        runtime_socket=str(tmp_path / "admin.sock"), check_interval="500ms")
+                                        runtime_socket=str(tmp_path / "admin.sock"), **settings)
         self.dir = tmp_path / "live"
         write_files(str(self.dir), render_haproxy_config(table, self.settings))
         self.proc = subprocess.Popen([haproxy_bin, "-W", "-S", str(tmp_path / "master.sock"), "-f",
@@ -207,8 +208,8 @@ class Running:
 def running(tmp_path, haproxy_bin, web_ports):
     started = []
 
-    def start(table):
-        started.append(Running(tmp_path, haproxy_bin, table))
+    def start(table, **settings):
+        started.append(Running(tmp_path, haproxy_bin, table, **settings))
         return started[-1]
 
     yield start
@@ -313,3 +314,31 @@ def test_haproxy_refusals_surface_as_errors(running, web_ports):
         proxy.api.apply([SetOption("hello_www_backend", "nope", "weight", 3)])
     with pytest.raises(RuntimeApiError, match="unsafe"):
         proxy.api.apply([MapAdd("evil;shutdown", "x")])
+
+
+def test_a_server_moved_off_a_dead_address_serves_at_once(running, web_ports):
+    # The registrator's case: a container restarts with a new published port under the same
+    # service id. HAProxy's checks of the old address marked the server DOWN; Consul says the
+    # new address passes. Before the fix the server stayed DOWN (503) until its next check, up
+    # to a whole check interval after the move.
+    a = web_ports[0]
+    dead = free_port()
+    proxy = running(table_of(instance("www", "a", dead, ["hello"])), check_interval="3s", check_fall=1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _op_state(proxy, "hello_www_backend") != "0":
+        time.sleep(0.02)
+    assert _op_state(proxy, "hello_www_backend") == "0", "HAProxy's check of the dead address took the server DOWN"
+    plan = proxy.change(table_of(instance("www", "a", a, ["hello"])))
+    assert [step.kind for step in plan.steps] == ["set_addr"]
+    # The next check is close to 3 s away: only the move itself can bring the server back now.
+    assert proxy.get("www.hello.test") == (200, f"port {a}")
+    assert _op_state(proxy, "hello_www_backend") == "2"
+    time.sleep(3.5)
+    assert _op_state(proxy, "hello_www_backend") == "2", "the checks after the move go to the new address"
+    assert proxy.get("www.hello.test") == (200, f"port {a}")
+
+
+def _op_state(proxy, backend):
+    """srv_op_state of the backend's only server: 0 DOWN, 2 UP (show servers state)."""
+    (row,) = proxy.servers(backend).values()
+    return row[5]
