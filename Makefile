@@ -13,6 +13,11 @@
 #   integration   ansible-test integration over tests/integration/targets (skipped when there are none)
 #   e2e           pytest tests/e2e: the built tarball deploys the real stack
 #   molecule      molecule test: site.yml converges, a second run changes nothing, verify.yml checks it
+#   fleet-test    tests/fleet on a lab of 4 Docker hosts reached over SSH (fleet-up, pytest, fleet-down)
+#
+# The fleet lab (tests/fleet/README.md), by hand:
+#   fleet-up      start a fresh lab and write .cache/fleet/inventory.yml (lab images are built once, kept)
+#   fleet-down    remove every container, volume and network of the lab; safe to run any time
 # ansible-test runs on a copy laid out as ansible_collections/autoproxy/stack (tests/sanity/ansible-test.sh).
 
 SHELL := /bin/bash
@@ -27,6 +32,7 @@ IMAGE_VARS := inventory/group_vars/all/images.yml
 ANSIBLE_TEST := VENV_BIN=$(BIN) tests/sanity/ansible-test.sh
 
 .PHONY: demo scale teardown test lint ansible-lint galaxy-importer unit oldest sanity integration e2e molecule images venv clean
+.PHONY: fleet-up fleet-down fleet-test
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-test.txt
@@ -51,11 +57,11 @@ teardown: venv
 
 # The integration targets run inside e2e (tests/e2e/test_modules.py starts their Consul and HAProxy);
 # `make integration` runs them through ansible-test given AUTOPROXY_TEST_CONSUL_URL etc.
-test: lint unit oldest sanity e2e molecule
+test: lint unit oldest sanity e2e molecule fleet-test
 
 lint: venv ansible-lint galaxy-importer
 	$(BIN)/ruff check .
-	bash -n images/select-images images/offline/build .ci/run tests/sanity/ansible-test.sh
+	bash -n images/select-images images/offline/build .ci/run tests/sanity/ansible-test.sh tests/fleet/lab/host/host-entrypoint.sh
 	$(BIN)/yamllint --strict .
 	$(BIN)/antsibull-changelog lint
 
@@ -110,6 +116,19 @@ e2e: venv images
 
 molecule: venv images
 	$(BIN)/molecule test
+
+fleet-up: venv images
+	$(BIN)/python tests/fleet/lab.py up
+
+# Needs no venv: it must work whatever state a failed run left behind.
+fleet-down:
+	$(PYTHON) tests/fleet/lab.py down
+
+# The lab is removed afterwards whatever the tests' outcome; the exit code is the tests'.
+fleet-test: venv images
+	$(BIN)/python tests/fleet/lab.py up
+	AUTOPROXY_LAB_REQUIRED=1 $(BIN)/pytest -v tests/fleet; status=$$?; \
+	    $(BIN)/python tests/fleet/lab.py down; exit $$status
 
 clean:
 	rm -rf $(VENV) $(OLDEST_VENV) .cache tests/output autoproxy-stack-*.tar.gz $(IMAGE_VARS)
