@@ -407,6 +407,8 @@ def up(cfg: Config) -> dict:
     registry_images = {key: in_registry(cfg, value) for key, value in images.items()}
     registry_images["agent_image_name"] = in_registry(cfg, AGENT_IMAGE[0])
     registry_images["agent_image_tag"] = AGENT_IMAGE[1]
+    # Every host pulls the same agent image instead of building it (no Debian mirror in the lab).
+    registry_images["agent_image_source"] = "registry"
 
     addresses = {}
     for name in cfg.host_names():
