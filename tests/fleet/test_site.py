@@ -25,7 +25,7 @@ HOSTNAME_RE = re.compile(r"My hostname is ([0-9a-f]+)")
 def edge_answers(stack, edge: str, tries: int) -> tuple[set[str], list[int]]:
     """Hostnames of the demo app answering `tries` requests through an edge, and the other statuses seen."""
     names, others = set(), []
-    for _ in range(tries):
+    for _try in range(tries):
         status, body = stack.get(edge, HELLO)
         match = HOSTNAME_RE.search(body)
         if status == 200 and match:
