@@ -14,10 +14,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from fleet_support import Fleet
+from fleet_support import Fleet, FleetStack, failures
 from lab import Config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,3 +60,21 @@ def installed_collection(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def fleet(lab_facts, installed_collection) -> Fleet:
     return Fleet(lab_facts, installed_collection)
+
+
+@pytest.fixture(scope="session")
+def fleet_stack(fleet) -> FleetStack:
+    """The whole stack deployed over the lab by `autoproxy.stack.site` from the installed tarball, once per session.
+
+    Starts from hosts without the stack (teardown first, so the run is cold apart from pulled
+    images) and tears it down at the end. Tests that change the stack (scale, stop a host) must
+    leave it as they found it or say so. The first run's JSON result and duration are kept.
+    """
+    fleet.playbook_json("autoproxy.stack.teardown")
+    started = time.monotonic()
+    result = fleet.playbook_json("autoproxy.stack.site")
+    stack = FleetStack(fleet, result, time.monotonic() - started)
+    assert not failures(result), json.dumps(result["stats"])
+    print(f"fleet_stack: cold site.yml over {len(fleet.hosts)} hosts in {stack.site_seconds:.0f} s")
+    yield stack
+    fleet.playbook_json("autoproxy.stack.teardown")

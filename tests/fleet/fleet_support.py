@@ -6,13 +6,16 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 BIN = Path(sys.executable).parent
 
@@ -64,3 +67,78 @@ def task_results(result: dict, task_name: str) -> dict[str, dict]:
             if task["task"]["name"] == task_name:
                 return task["hosts"]
     pytest.fail(f"no task {task_name!r} in the playbook's result")
+
+
+def failures(result: dict) -> dict[str, int]:
+    """Hosts with failed or unreachable tasks in a JSON callback result: {host: count}."""
+    return {host: stats["failures"] + stats["unreachable"] for host, stats in result["stats"].items()
+            if stats["failures"] or stats["unreachable"]}
+
+
+def changed_hosts(result: dict) -> dict[str, int]:
+    """Hosts that reported changes in a JSON callback result: {host: changed count}."""
+    return {host: stats["changed"] for host, stats in result["stats"].items() if stats["changed"]}
+
+
+def groups(lab_facts: dict) -> dict[str, list[str]]:
+    """The lab inventory's groups: {group: sorted host names}."""
+    inventory = yaml.safe_load(Path(lab_facts["inventory"]).read_text())["all"]["children"]
+    return {name: sorted(group["hosts"]) for name, group in inventory.items()}
+
+
+def http_get(address: str, host: str, path: str = "/", port: int = 80, timeout: float = 5) -> tuple[int, str]:
+    """GET http://address:port/path with the Host header `host`: (status, body); (0, error) when no answer."""
+    conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        response = conn.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    except OSError as exc:
+        return 0, str(exc)
+    finally:
+        conn.close()
+
+
+def wait_until(what: str, probe, timeout: float = 90.0, interval: float = 1.0):
+    """Poll probe() until it returns True; fail naming `what` and the last other value it returned."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last is True:
+            return
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {last}")
+
+
+class FleetStack:
+    """The stack as site.yml deployed it over the lab (fixture fleet_stack): the run's result and duration."""
+
+    PREFIX = "autoproxy"
+    DOMAIN = "test"
+
+    def __init__(self, fleet: Fleet, site_result: dict, site_seconds: float):
+        self.fleet = fleet
+        self.site_result = site_result
+        self.site_seconds = site_seconds
+        self.groups = groups(fleet.facts)
+
+    @property
+    def edges(self) -> list[str]:
+        return self.groups["edges"]
+
+    def containers(self, host: str, app: str = "autoproxy_web") -> dict[str, str]:
+        """The running containers of a demo app on a lab host: {name: short ID (the app's hostname)}."""
+        out = self.fleet.ssh(host, f"docker ps --filter label=autoproxy.stack.app={app} "
+                                   "--format '{{.Names}} {{.ID}}'")
+        return dict(line.split() for line in out.splitlines() if line.strip())
+
+    def running(self, host: str) -> set[str]:
+        """Names of every running container of the stack on a lab host."""
+        out = self.fleet.ssh(host, f"docker ps --filter label=autoproxy.stack.project={self.PREFIX} "
+                                   "--format '{{.Names}}'")
+        return set(out.split())
+
+    def get(self, edge: str, host: str, path: str = "/") -> tuple[int, str]:
+        """A request through an edge's proxy (port 80 of the lab host) with the Host header `host`."""
+        return http_get(self.fleet.hosts[edge], host, path)

@@ -15,7 +15,8 @@ SSH keys the lab made, ``known_hosts``, ``ssh_config``, ``inventory.yml`` and ``
 
 Environment: AUTOPROXY_LAB_PREFIX (``aplab``), AUTOPROXY_LAB_HOSTS (4), AUTOPROXY_LAB_STATE
 (``.cache/fleet``), AUTOPROXY_LAB_STORAGE (``overlay2``: /var/lib/docker on a volume; ``vfs``:
-on tmpfs, in RAM), AUTOPROXY_IMAGE_VARS (``.cache/images.yml`` from images/select-images).
+on tmpfs, in RAM), AUTOPROXY_IMAGE_VARS (``inventory/group_vars/all/images.yml``, written by
+images/select-images).
 Everything the lab makes carries the label ``org.autoproxy.lab=<prefix>``; its images are kept.
 """
 
@@ -38,6 +39,8 @@ LAB_DIR = Path(__file__).resolve().parent / "lab"
 LABEL = "org.autoproxy.lab"
 HASH_LABEL = "org.autoproxy.lab.image-hash"
 REGISTRY_PORT = 5000
+# Where images/select-images (make images) writes the image choice, in the checkout's inventory.
+IMAGE_VARS = "inventory/group_vars/all/images.yml"
 AGENT_DOCKERFILE = "roles/agent_image/files/Dockerfile"
 # The roles' defaults for the images (kept in step with roles/*/defaults/main.yml): used when
 # images/select-images found the upstream images, so its vars file is empty.
@@ -74,7 +77,7 @@ class Config:
             hosts=hosts,
             state=Path(os.environ.get("AUTOPROXY_LAB_STATE", ROOT / ".cache" / "fleet")).resolve(),
             storage=storage,
-            image_vars=Path(os.environ.get("AUTOPROXY_IMAGE_VARS", ROOT / ".cache" / "images.yml")),
+            image_vars=Path(os.environ.get("AUTOPROXY_IMAGE_VARS", ROOT / IMAGE_VARS)),
         )
 
     @property
@@ -157,7 +160,7 @@ def build_lab_image(cfg: Config, role: str, base: str) -> None:
     name = cfg.image(role)
     base_id = image_id(base)
     if not base_id:
-        raise LabError(f"base image {base} is missing: run images/select-images .cache/images.yml first")
+        raise LabError(f"base image {base} is missing: run images/select-images {IMAGE_VARS} first")
     context = LAB_DIR / role
     key = hashlib.sha256(f"{tree_hash(context)} {base_id}".encode()).hexdigest()
     if image_label(name, HASH_LABEL) == key:
@@ -404,6 +407,8 @@ def up(cfg: Config) -> dict:
     registry_images = {key: in_registry(cfg, value) for key, value in images.items()}
     registry_images["agent_image_name"] = in_registry(cfg, AGENT_IMAGE[0])
     registry_images["agent_image_tag"] = AGENT_IMAGE[1]
+    # Every host pulls the same agent image instead of building it (no Debian mirror in the lab).
+    registry_images["agent_image_source"] = "registry"
 
     addresses = {}
     for name in cfg.host_names():
