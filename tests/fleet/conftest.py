@@ -59,3 +59,10 @@ def installed_collection(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def fleet(lab_facts, installed_collection) -> Fleet:
     return Fleet(lab_facts, installed_collection)
+
+
+@pytest.fixture(scope="session")
+def swarm_stack(fleet) -> Fleet:
+    """The lab with playbooks/swarm.yml applied: Consul with DNS, a Swarm, registrators, edge proxies, 3 tasks."""
+    fleet.playbook(str(Path(__file__).parent / "playbooks" / "swarm.yml"), "-e", "web_replicas=3")
+    return fleet
