@@ -31,7 +31,8 @@ def host(fleet: Fleet, short: str) -> str:
 
 def consul_get(fleet: Fleet, on: str, path: str) -> Any:
     """GET a Consul HTTP API path from the agent on host `on` (its API on the host's 127.0.0.1:8500)."""
-    code = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8500{path}', timeout=10).read().decode())"
+    code = ("import urllib.request; "
+            f"print(urllib.request.urlopen('http://127.0.0.1:8500{path}', timeout=10).read().decode())")
     return json.loads(fleet.ssh(on, f"python3 -c {shlex.quote(code)}"))
 
 
