@@ -8,7 +8,7 @@ reaches, by that name, a service running on other hosts: no links, no network al
 
 from __future__ import annotations
 
-from swarm_support import DNS_ADDRESS, MANAGER, OVERLAY, client, host, tasks_registered, wait_for
+from swarm_support import DNS_ADDRESS, MANAGER, OVERLAY, STACK_NETWORK, client, host, tasks_registered, wait_for
 
 RESOLVE_AND_GET = """
 import json, socket, urllib.request
@@ -39,8 +39,10 @@ def test_container_on_one_host_reaches_a_service_on_others_by_consul_dns_name(sw
         host_a = next(h for h in sorted(swarm_stack.hosts) if h not in serving_nodes)
     addresses = sorted(i["address"] for i in instances)
 
-    # The client is on the overlay (where the tasks' addresses are) and asks its host's Consul agent.
-    result = client(swarm_stack, host_a, RESOLVE_AND_GET, "--network", OVERLAY, "--dns", DNS_ADDRESS)
+    # The client asks its host's Consul agent on the stack's network, and reaches the tasks' addresses
+    # on the overlay.
+    result = client(swarm_stack, host_a, RESOLVE_AND_GET, "--network", STACK_NETWORK, "--network", OVERLAY,
+                    "--dns", DNS_ADDRESS)
 
     assert result["www.service.consul"] == addresses
     assert result["hello.www.service.consul"] == addresses
