@@ -8,6 +8,7 @@ the node each runs on (overlay address, internal mode), scaled by scale.yml and 
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 
 from swarm_support import MANAGER, OVERLAY, SERVICE, container_ip, host, running_tasks, tasks_registered, wait_for
@@ -33,6 +34,15 @@ def test_tasks_registered_with_their_overlay_address_on_their_node(swarm_stack):
         assert ipaddress.ip_address(instance["address"]).is_private
     # Swarm spreads the replicas: more than one node serves, each registered by its own agent.
     assert len({i["node"] for i in instances}) > 1
+
+
+def test_second_run_changes_nothing_and_keeps_the_tasks(swarm_stack):
+    before = running_tasks(swarm_stack)
+    result = swarm_stack.playbook_json(str(ROOT / "tests/fleet/playbooks/swarm.yml"), "-e", "web_replicas=3")
+    stats = result["stats"]
+    assert all(not s["failures"] and not s["unreachable"] for s in stats.values()), json.dumps(stats)
+    assert {host: s["changed"] for host, s in stats.items() if s["changed"]} == {}
+    assert running_tasks(swarm_stack) == before
 
 
 def test_hand_scaling_is_followed_on_every_node(swarm_stack):
