@@ -78,3 +78,17 @@ def fleet_stack(fleet) -> FleetStack:
     print(f"fleet_stack: cold site.yml over {len(fleet.hosts)} hosts in {stack.site_seconds:.0f} s")
     yield stack
     fleet.playbook_json("autoproxy.stack.teardown")
+
+
+@pytest.fixture(scope="session")
+def swarm_stack(fleet) -> Fleet:
+    """The lab with playbooks/swarm.yml applied: Consul with DNS, a Swarm, registrators, edge proxies, 3 tasks."""
+    # Runs after test_site.py (file order: the swarm files sort after it). A stack deployed before
+    # (test_consul_cluster.py) made the stack's network without the fixed subnet
+    # Consul DNS needs, which Docker cannot change: tear that stack down first.
+    subnets = {name: fleet.ssh(name, "docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' autoproxy"
+                                     " 2>/dev/null || true").strip() for name in fleet.hosts}
+    if any(subnet and subnet != "10.213.53.0/24" for subnet in subnets.values()):
+        fleet.playbook("autoproxy.stack.teardown", "-e", "autoproxy_hosts=docker_hosts")
+    fleet.playbook(str(Path(__file__).parent / "playbooks" / "swarm.yml"), "-e", "web_replicas=3")
+    return fleet
