@@ -13,7 +13,8 @@
 #   integration   ansible-test integration over tests/integration/targets (skipped when there are none)
 #   e2e           pytest tests/e2e: the built tarball deploys the real stack
 #   molecule      molecule test: site.yml converges, a second run changes nothing, verify.yml checks it
-#   fleet-test    tests/fleet on a lab of 4 Docker hosts reached over SSH (fleet-up, pytest, fleet-down)
+#   fleet-test    tests/fleet on a lab of 4 Docker hosts reached over SSH (fleet-up, pytest, fleet-down),
+#                 then the Swarm files on a fresh lab
 #
 # The fleet lab (tests/fleet/README.md), by hand:
 #   fleet-up      start a fresh lab and write .cache/fleet/inventory.yml (lab images are built once, kept)
@@ -126,10 +127,14 @@ fleet-down:
 	$(PYTHON) tests/fleet/lab.py down
 
 # The lab is removed afterwards whatever the tests' outcome; the exit code is the tests'.
+# The Swarm files get a lab of their own: their stack (Consul DNS on a fixed subnet, a Swarm,
+# internal mode on the overlay) is not the one the other files deploy and tear down.
 fleet-test: venv images
 	$(BIN)/python tests/fleet/lab.py up
-	AUTOPROXY_LAB_REQUIRED=1 $(BIN)/pytest -v tests/fleet; status=$$?; \
-	    $(BIN)/python tests/fleet/lab.py down; exit $$status
+	AUTOPROXY_LAB_REQUIRED=1 $(BIN)/pytest -v tests/fleet -k 'not swarm'; status=$$?; \
+	    $(BIN)/python tests/fleet/lab.py down; \
+	    $(BIN)/python tests/fleet/lab.py up && AUTOPROXY_LAB_REQUIRED=1 $(BIN)/pytest -v tests/fleet -k swarm; \
+	    swarm=$$?; $(BIN)/python tests/fleet/lab.py down; [ $$status = 0 ] && [ $$swarm = 0 ]
 
 clean:
 	rm -rf $(VENV) $(OLDEST_VENV) .cache tests/output autoproxy-stack-*.tar.gz $(IMAGE_VARS)
