@@ -31,7 +31,8 @@ def render(name, host="h1", fleet=True, **inputs):
     """A variable of the role's vars/main.yml for `host`, with the inputs (role defaults overridden)."""
     variables = {key: trust_as_template(value) if isinstance(value, str) else value for key, value in ROLE_VARS.items()}
     variables.update({"demo_app_prefix": "ap", "demo_app_name": "web", "demo_app_hosts": HOSTS,
-                      "demo_app_placement": "spread", "demo_app_max_per_host": 10, "inventory_hostname": host,
+                      "demo_app_mode": "containers", "demo_app_placement": "spread", "demo_app_max_per_host": 10,
+                      "inventory_hostname": host,
                       "groups": {"consul_servers": ["h1"] if fleet else []}})
     variables.update(inputs)
     return Templar(loader=DataLoader(), variables=variables).template(trust_as_template("{{ " + name + " }}"))
@@ -73,3 +74,8 @@ def test_the_wait_expects_each_replica_from_its_own_host_in_a_fleet():
     assert render("demo_app_expected", demo_app_replicas=5) == [
         "h1/ap_web_1", "h2/ap_web_2", "h3/ap_web_3", "h4/ap_web_4", "h1/ap_web_5"]
     assert render("demo_app_expected", fleet=False, demo_app_replicas=2) == ["ap_web_1", "ap_web_2"]
+
+
+def test_swarm_mode_runs_no_container_of_its_own():
+    assert render("demo_app_wanted", demo_app_mode="swarm", demo_app_replicas=5) == []
+    assert render("demo_app_expected", demo_app_mode="swarm", demo_app_replicas=5) == []
