@@ -208,8 +208,11 @@ def main(argv: list[str]) -> int:
     try:
         render_haproxy_config({"backends": {}, "hosts": {}}, haproxy_settings(args))
     except ValueError as exc:
-        log.error("invalid proxy settings: %s", settings_error(exc))
+        log.error("invalid proxy settings: %s", settings_error(exc, args))
         return 2
+    if args.check_settings:
+        log.info("the proxy settings are valid")
+        return 0
     agent = ProxyAgent(args)
     signal.signal(signal.SIGTERM, agent.stop)
     signal.signal(signal.SIGINT, agent.stop)

@@ -27,7 +27,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_frontend 
     ACCESS_LOG_FORMATS,
     CONSUL_UI_ACCESS,
 )
-from ansible_collections.autoproxy.stack.plugins.module_utils._text import split_escaped
+from ansible_collections.autoproxy.stack.plugins.module_utils._text import show, split_escaped
 
 _HAPROXY_DEFAULTS: dict[str, Any] = {field.name: field.default for field in dataclasses.fields(HaproxySettings)}
 # Agent settings whose HaproxySettings field has another name.
@@ -93,6 +93,8 @@ PROXY_SETTINGS: tuple[Setting, ...] = (
     _haproxy("consul_ui_password", env="AUTOPROXY_CONSUL_UI_PASSWORD", secret=True,
              help="password for basic auth on the Consul UI"),
     Setting("wait", kind="int", default=55, help="blocking query wait, seconds"),
+    Setting("check_settings", kind="bool", default=False,
+            help="only check the settings: exit 0 if the agent can use them, else 2 with a message naming the option"),
 )
 PROXY = by_name(PROXY_SETTINGS)
 # The settings HaproxySettings takes, by field name.
@@ -115,12 +117,18 @@ def haproxy_settings(args: argparse.Namespace) -> HaproxySettings:
     return HaproxySettings(**values)
 
 
-def settings_error(exc: ValueError) -> str:
-    """A HaproxySettings check's message with its field names replaced by the agent's options."""
+def settings_error(exc: ValueError, args: argparse.Namespace | None = None) -> str:
+    """A HaproxySettings check's message with its field names replaced by the agent's options, and
+    the values of the secret settings in ``args`` (passwords) hidden."""
     def option(match: re.Match[str]) -> str:
         return _TO_HAPROXY[match.group(0)].option
 
-    return _FIELD_RE.sub(option, str(exc))
+    message = _FIELD_RE.sub(option, str(exc))
+    for setting in PROXY_SETTINGS if args is not None else ():
+        value = getattr(args, setting.name, None)
+        if setting.secret and isinstance(value, str) and value:
+            message = message.replace(show(value), "(hidden)").replace(value, "(hidden)")
+    return message
 
 
 _FIELD_RE = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, _TO_HAPROXY), key=len, reverse=True)) + r")\b")

@@ -13,6 +13,7 @@ The role tasks may only pass flags the agent declares.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from typing import Any
@@ -157,6 +158,19 @@ def test_the_proxy_agent_stops_on_bad_settings_before_it_starts_anything(caplog:
     assert "invalid proxy settings: invalid --check-interval '2x'" in caplog.text
 
 
+def test_the_proxy_agent_checks_its_settings_alone(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    assert proxy.main(["--check-settings", "--haproxy=/nonexistent/haproxy", "--consul=http://127.0.0.1:1"]) == 0
+    assert "the proxy settings are valid" in caplog.text
+    assert proxy.main(["--check-settings", "--maxconn=10", "--http-maxconn=11"]) == 2
+    assert "--http-maxconn (at most --maxconn)" in caplog.text
+
+
+def test_refused_passwords_are_not_shown(caplog: pytest.LogCaptureFixture) -> None:
+    assert proxy.main(["--check-settings", "--stats-user=admin", "--stats-password=bad word"]) == 2
+    assert "--stats-password" in caplog.text and "bad word" not in caplog.text and "(hidden)" in caplog.text
+
+
 def test_a_setting_is_declared_once() -> None:
     with pytest.raises(ValueError, match="declared twice"):
         by_name((Setting("a"), Setting("a")))
@@ -249,7 +263,8 @@ ROLES = {
         "role_only": {"proxy_prefix", "proxy_network", "proxy_container_name", "proxy_network_aliases",
                       "proxy_http_host_ip", "proxy_http_host_port", "proxy_stats_service_name",
                       "proxy_consul_api_url", "proxy_log_level", "proxy_cpu_shares"},
-        "agent_only": {"http_port", "config_dir", "master_socket", "runtime_socket", "haproxy", "wait"},
+        "agent_only": {"http_port", "config_dir", "master_socket", "runtime_socket", "haproxy", "wait",
+                       "check_settings"},
         "own_defaults": {"proxy_consul_url"},
         "settings": PROXY,
     },
