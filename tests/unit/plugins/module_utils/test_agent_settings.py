@@ -8,7 +8,7 @@ The agents' command lines are built from the tables. The haproxy_config module's
 the proxy and registrator roles' meta/argument_specs.yml are Ansible's own declarations of (some
 of) the same settings: they are compared here, name by name (type, choices, default, no_log), and
 every option on either side must be accounted for, so a new setting cannot be left out silently.
-The role tasks may only pass flags the agent declares.
+The roles (tasks and vars) may only pass flags the agent declares.
 """
 
 from __future__ import annotations
@@ -300,8 +300,12 @@ def test_the_roles_argument_specs_agree_with_the_agents_settings(role: str) -> N
 
 @pytest.mark.parametrize("role", sorted(ROLES))
 def test_the_roles_pass_only_flags_their_agent_declares(role: str) -> None:
-    with open(os.path.join(ROOT, "roles", role, "tasks", "main.yml"), encoding="utf-8") as handle:
-        text = handle.read()
+    text = ""
+    for part in ("tasks", "vars"):
+        path = os.path.join(ROOT, "roles", role, part, "main.yml")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as handle:
+                text += handle.read()
     spellings = set()
     for setting in ROLES[role]["settings"].values():
         spellings.add(setting.option)
