@@ -128,8 +128,8 @@ def test_proxy_environment_is_read_when_the_command_line_is_parsed(monkeypatch: 
     (["--access-log-format=xml"], "argument --access-log-format: invalid choice"),
     (["--consul-ui-access=all"], "argument --consul-ui-access: invalid choice"),
 ])
-def test_the_proxy_refuses_a_bad_value_naming_its_option(argv: list[str], named: str,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_proxy_refuses_a_bad_value_naming_its_option(
+        argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stopped:
         proxy.parse_args(argv)
     assert stopped.value.code == 2
@@ -244,8 +244,8 @@ def test_the_haproxy_config_module_agrees_with_the_proxy_settings() -> None:
         found = _disagreements(PROXY["timeout_" + timeout], spec, True)
         if found:
             problems["timeouts." + timeout] = found
-    assert set(ARGUMENT_SPEC["timeouts"]["options"]) == {name[len("timeout_"):] for name in PROXY
-                                                        if name.startswith("timeout_")}
+    timeouts = {name[len("timeout_"):] for name in PROXY if name.startswith("timeout_")}
+    assert set(ARGUMENT_SPEC["timeouts"]["options"]) == timeouts
     assert not problems, problems
 
 
