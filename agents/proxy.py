@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import resource
 import signal
 import sys
@@ -23,22 +22,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ansible_collections.autoproxy.stack.agents._common import Backoff, env_default
+from ansible_collections.autoproxy.stack.agents._common import Backoff
 from ansible_collections.autoproxy.stack.agents._haproxy_backend import HaproxyBackend
 from ansible_collections.autoproxy.stack.agents._proxy_backend import ProxyBackend
 from ansible_collections.autoproxy.stack.agents._proxy_guard import DropGuard
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError
+from ansible_collections.autoproxy.stack.plugins.module_utils._agent_settings import build_parser, consul_client
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import fetch_instances
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
     HaproxySettings,
     fit_to_fd_limit,
     render_haproxy_config,
 )
-from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_frontend import (
-    ACCESS_LOG_FORMATS,
-    CONSUL_UI_ACCESS,
-)
 from ansible_collections.autoproxy.stack.plugins.module_utils._local_weights import LocalWeights, local_weights
+from ansible_collections.autoproxy.stack.plugins.module_utils._proxy_settings import (
+    PROXY_SETTINGS,
+    haproxy_settings,
+    settings_error,
+)
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import RoutingTableBuilder
 from ansible_collections.autoproxy.stack.plugins.module_utils._text import split_escaped
 
@@ -47,100 +48,17 @@ SETTLE = 0.01
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="autoproxy-agent proxy", description=__doc__)
-    add = parser.add_argument
-    add("--consul", default=env_default("CONSUL_HTTP_ADDR", "http://127.0.0.1:8500"), help="Consul HTTP API URL")
-    add("--consul-token", default=os.environ.get("CONSUL_HTTP_TOKEN"))
-    add("--domains", default=env_default("HAPROXY_DOMAIN", "127.0.0.1.nip.io:test"),
-        help="':'-separated domains every host also answers under (the seed's HAPROXY_DOMAIN)")
-    add("--http-port", type=int, default=80)
-    add("--stats-port", type=int, default=1936)
-    add("--stats-user", default=os.environ.get("AUTOPROXY_STATS_USER"))
-    add("--stats-password", default=os.environ.get("AUTOPROXY_STATS_PASSWORD"))
-    add("--config-dir", default="/etc/haproxy/autoproxy")
-    add("--master-socket", default="/run/haproxy/master.sock")
-    add("--runtime-socket", default="/run/haproxy/admin.sock")
-    add("--haproxy", default="haproxy", help="HAProxy binary")
-    add("--debounce", type=float, default=0.2, help="seconds to coalesce further changes after one is applied")
-    add("--check-interval", default="2s", help="interval of HAProxy's own server checks")
-    add("--check-fall", type=int, default=2)
-    add("--check-rise", type=int, default=1)
-    add("--spare-backends", type=int, default=20,
-        help="backends declared in advance so new services need no reload; doubled (up to 32 times) "
-             "by the reload that follows when new services use them all")
-    add("--rename-after", type=float, default=2.0,
-        help="seconds of quiet after which one reload gives backends that run on spare slots their own names "
-             "(stats page, logs); 0 never reloads for that")
-    add("--hard-stop-after", default="30s", help="longest life of an old worker after a reload")
-    add("--drain-timeout", type=float, default=30.0,
-        help="seconds a removed server may keep its connections before they are shut down")
-    add("--confirm-after", type=float, default=3.0,
-        help="seconds before a second read may confirm that more than half of the services are gone")
-    add("--fault-hold", type=float, default=30.0,
-        help="seconds after a Consul fault during which such a drop is never applied")
-    add("--access-log", action=argparse.BooleanOptionalAction, default=True,
-        help="log every request to stdout (docker logs), one line each")
-    add("--access-log-format", choices=sorted(ACCESS_LOG_FORMATS), default="text",
-        help="text (HAProxy's httplog fields plus the host) or json (one object per line)")
-    for name, default in (("connect", "1s"), ("client", "30s"), ("server", "30s"), ("tunnel", "1h"),
-                          ("http-request", "10s"), ("http-keep-alive", "10s")):
-        add(f"--timeout-{name}", default=default, help=f"HAProxy's timeout {name}")
-    add("--maxconn", type=int, default=4096, help="connections HAProxy holds at once (global maxconn)")
-    add("--http-maxconn", type=int, default=4000, help="connections the HTTP frontend takes at once")
-    add("--stats-maxconn", type=int, default=64, help="connections the stats page takes at once")
-    add("--trusted-networks", default=os.environ.get("AUTOPROXY_TRUSTED_NETWORKS", ""),
-        help="','-separated client networks (other proxies) whose X-Forwarded-* headers are kept")
-    add("--consul-ui-service", default="consul-admin_infra",
-        help="the Consul UI's service; its hosts are guarded (empty: none)")
-    add("--consul-ui-access", choices=CONSUL_UI_ACCESS, default="read_only",
-        help="read_only: GET/HEAD to read endpoints only; full: everything, behind basic auth")
-    add("--consul-ui-user", default=os.environ.get("AUTOPROXY_CONSUL_UI_USER"))
-    add("--consul-ui-password", default=os.environ.get("AUTOPROXY_CONSUL_UI_PASSWORD"))
-    add("--local-address", action="append", dest="local_addresses", help="an address of this host as its containers' "
-        "registrations carry it (its fleet IP in host mode); repeatable or ','-separated (default: "
-        "$AUTOPROXY_LOCAL_ADDRESSES)")
-    add("--local-weight", type=int, default=0,
-        help="servers at a local address get their weight times this, at most 256 (docs/RULES.md §18); 0: off")
-    add("--wait", type=int, default=55, help="blocking query wait, seconds")
-    return parser.parse_args(argv)
-
-
-def settings_from_args(args: argparse.Namespace) -> HaproxySettings:
-    return HaproxySettings(
-        http_port=args.http_port,
-        stats_port=args.stats_port,
-        stats_user=args.stats_user or None,
-        stats_password=args.stats_password or None,
-        check_interval=args.check_interval,
-        check_fall=args.check_fall,
-        check_rise=args.check_rise,
-        hard_stop_after=args.hard_stop_after,
-        runtime_socket=args.runtime_socket,
-        spare_backends=args.spare_backends,
-        log_stdout=args.access_log,
-        log_format=args.access_log_format,
-        timeout_connect=args.timeout_connect,
-        timeout_client=args.timeout_client,
-        timeout_server=args.timeout_server,
-        timeout_tunnel=args.timeout_tunnel,
-        timeout_http_request=args.timeout_http_request,
-        timeout_http_keep_alive=args.timeout_http_keep_alive,
-        maxconn=args.maxconn,
-        http_maxconn=args.http_maxconn,
-        stats_maxconn=args.stats_maxconn,
-        trusted_networks=tuple(split_escaped(args.trusted_networks or "", ",", strip=True)),
-        consul_ui_service=args.consul_ui_service,
-        consul_ui_access=args.consul_ui_access,
-        consul_ui_user=args.consul_ui_user or None,
-        consul_ui_password=args.consul_ui_password or None,
-    )
+    """The agent's options from its command line (and environment), as PROXY_SETTINGS declares them."""
+    return build_parser("autoproxy-agent proxy", __doc__, PROXY_SETTINGS).parse_args(argv)
 
 
 def local_weights_from_args(args: argparse.Namespace) -> LocalWeights:
-    """The local-first weights the options ask for; ValueError naming a bad address or weight."""
-    given = args.local_addresses
-    if given is None:
-        given = [os.environ.get("AUTOPROXY_LOCAL_ADDRESSES", "")]
+    """The local-first weights the options ask for; ValueError naming a bad address or weight.
+
+    ``args.local_addresses`` is a list of ','-separated texts (the option given any number of times,
+    else $AUTOPROXY_LOCAL_ADDRESSES as one text, else None).
+    """
+    given = args.local_addresses or []
     addresses = [address for value in given for address in split_escaped(value, ",", strip=True)]
     return LocalWeights.checked(addresses, args.local_weight)
 
@@ -163,9 +81,9 @@ class ProxyAgent:
 
     def __init__(self, args: argparse.Namespace, backend: ProxyBackend | None = None) -> None:
         self.args = args
-        self.consul = ConsulClient(args.consul, token=args.consul_token)
+        self.consul = consul_client(args)
         self.domains = split_escaped(args.domains or "", ":", strip=True)
-        self.backend: ProxyBackend = backend or HaproxyBackend(args, fitted(settings_from_args(args)))
+        self.backend: ProxyBackend = backend or HaproxyBackend(args, fitted(haproxy_settings(args)))
         self.builder = RoutingTableBuilder()
         self.local = local_weights_from_args(args)
         self.guard = DropGuard(args.confirm_after, args.fault_hold)
@@ -302,14 +220,17 @@ def _health_meaning(checks: Any) -> frozenset[tuple[Any, ...]]:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
-        render_haproxy_config({"backends": {}, "hosts": {}}, settings_from_args(args))
+        render_haproxy_config({"backends": {}, "hosts": {}}, haproxy_settings(args))
         local = local_weights_from_args(args)
     except ValueError as exc:
-        log.error("invalid proxy settings: %s", exc)
+        log.error("invalid proxy settings: %s", settings_error(exc, args))
         return 2
     if local.active:
         log.info("local-first weights: servers at %s get their weight times %d", ", ".join(sorted(local.addresses)),
                  local.weight)
+    if args.check_settings:
+        log.info("the proxy settings are valid")
+        return 0
     agent = ProxyAgent(args)
     signal.signal(signal.SIGTERM, agent.stop)
     signal.signal(signal.SIGINT, agent.stop)

@@ -39,7 +39,8 @@ from ansible_collections.autoproxy.stack.agents._registrator_intake import Event
 from ansible_collections.autoproxy.stack.agents._registrator_options import parse_args
 from ansible_collections.autoproxy.stack.agents._registrator_probes import ProbePool
 from ansible_collections.autoproxy.stack.agents._registrator_workers import ContainerWorkers
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError
+from ansible_collections.autoproxy.stack.plugins.module_utils._agent_settings import consul_client
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError
 from ansible_collections.autoproxy.stack.plugins.module_utils._containers import AgentOptions
 
 log = logging.getLogger("autoproxy.registrator")
@@ -69,8 +70,7 @@ class RegistratorAgent:
     def __init__(self, args: argparse.Namespace, docker_client: docker.DockerClient | None = None) -> None:
         self.args = args
         self.docker = docker_client or docker.from_env(timeout=30)
-        self.consul = ConsulClient(args.consul, token=args.consul_token, ca_path=args.consul_cacert,
-                                   client_cert=args.consul_client_cert, client_key=args.consul_client_key)
+        self.consul = consul_client(args)
         self.options = agent_options(args)
         self.stopping = threading.Event()
         self.sync_wanted = threading.Event()

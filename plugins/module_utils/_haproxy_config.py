@@ -59,6 +59,9 @@ PATH_RE = re.compile(r"[A-Za-z0-9_./-]{1,255}\Z")
 STATS_USER_RE = re.compile(r"[!$%&()*+,\-./0-9;<=>?@A-Z\[\]^_a-z{|}~]{1,64}\Z")
 STATS_PASSWORD_RE = re.compile(r"[!$%&()*+,\-./0-9:;<=>?@A-Z\[\]^_a-z{|}~]{1,128}\Z")
 _INDENT = "    "
+# HAProxy's customary stats port. The one literal: the agent, the haproxy_config module and (checked
+# by tests/unit/plugins/module_utils/test_agent_settings.py) the docs and the proxy role take it from here.
+DEFAULT_STATS_PORT = 1936
 
 
 @dataclass
@@ -66,7 +69,7 @@ class HaproxySettings:
     """Proxy-wide settings; check_* are HAProxy's own server checks (docs/RULES.md §6)."""
 
     http_port: int = 80
-    stats_port: int = 1936
+    stats_port: int = DEFAULT_STATS_PORT
     stats_user: str | None = None
     stats_password: str | None = None
     check_interval: str = "2s"

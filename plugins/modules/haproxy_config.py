@@ -300,6 +300,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply imp
     validate_files,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
+    DEFAULT_STATS_PORT,
     HaproxySettings,
     render_haproxy_config,
 )
@@ -317,7 +318,7 @@ ARGUMENT_SPEC = consul_argument_spec(
     instances={"type": "list", "elements": "dict"},
     domains={"type": "list", "elements": "str", "default": ["127.0.0.1.nip.io", "test"]},
     http_port={"type": "int", "default": 80},
-    stats_port={"type": "int", "default": 1936},
+    stats_port={"type": "int", "default": DEFAULT_STATS_PORT},
     stats_user={"type": "str"},
     stats_password={"type": "str", "no_log": True},
     check_interval={"type": "str", "default": "2s"},

@@ -272,6 +272,19 @@ def test_secrets_stay_out_of_verbose_output_and_full_consul_access_needs_auth(an
     assert proxy_request(f"proxy-admin.infra.{DOMAINS[1]}", "GET", "/") == 401
 
 
+def test_a_setting_the_agent_refuses_fails_the_run_and_keeps_the_running_proxy(ansible, site_output):
+    def proxy_id():
+        return subprocess.run(["docker", "inspect", "--format", "{{.Id}}", f"{PREFIX}_proxy"], stdout=subprocess.PIPE,
+                              text=True, check=True).stdout.strip()
+
+    before = proxy_id()
+    output = ansible.playbook("site", "-e", "proxy_check_interval=2x", check=False)
+    assert recap(output)["failed"] == 1
+    assert "invalid --check-interval '2x'" in output
+    assert proxy_id() == before
+    assert http_get(HELLO_HOST)[0] == 200
+
+
 def test_teardown_removes_everything_the_stack_made(ansible, site_output):
     ansible.playbook("teardown")
     for kind in ("ps -a", "network ls", "volume ls"):
