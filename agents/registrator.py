@@ -2,16 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The registrator agent: Docker events -> Consul service registrations.
-
-Accepts gliderlabs/registrator's SERVICE_* environment variables and labels (plugins/module_utils/
-_containers.py) and its flags. It subscribes to Docker events before it lists containers (no
-start-up race), handles each container's events in order on that container's own queue, reconnects
-the event stream forever, drains a container from Consul on the ``kill`` that ends it (before
-``die``), mirrors Docker's HEALTHCHECK into a TTL check, probes a new service's check at a fast
-pace so it is routed as soon as it answers, and reconciles Consul with Docker both ways at a fixed
-period and whenever Consul comes back (a dev agent restarts empty). Only services carrying its owner
-mark are ever removed, and an unchanged service is never re-registered (the digest in Meta says so).
+"""The registrator agent (its description, also its ``--help``: _registrator_options.DESCRIPTION).
 
 The parts, one concern each: the command line (_registrator_options), the Docker event intake
 (_registrator_intake), the full pass (_registrator_full_pass), the Consul watch
