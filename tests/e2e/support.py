@@ -204,3 +204,13 @@ def container_logs(name):
     """A container's stdout and stderr (the agents log to stderr)."""
     proc = subprocess.run(["docker", "logs", name], capture_output=True, text=True, timeout=60, check=False)
     return proc.stdout + proc.stderr
+
+
+def request_loop(url, host, stop, results):
+    """GET ``url`` with ``host`` until ``stop`` is set, appending each status (or the error) to ``results``."""
+    while not stop.is_set():
+        try:
+            status, _body = http_get(url, host, timeout=5)
+        except OSError as exc:
+            status = repr(exc)
+        results.append(status)

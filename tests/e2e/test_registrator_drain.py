@@ -15,7 +15,16 @@ import threading
 import time
 
 import pytest
-from support import container_logs, docker, free_port, http_get, owned_services, run_registrator, wait_for
+from support import (
+    container_logs,
+    docker,
+    free_port,
+    http_get,
+    owned_services,
+    request_loop,
+    run_registrator,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -43,19 +52,10 @@ def site(resources, consul_factory, agent_image, images):
     return {"url": url, "replicas": replicas, "agent": agent, "proxy": proxy, "consul": consul}
 
 
-def request_loop(url, stop, results):
-    while not stop.is_set():
-        try:
-            status, _body = http_get(url, HOST, timeout=5)
-        except OSError as exc:
-            status = repr(exc)
-        results.append(status)
-
-
 def test_docker_stop_of_one_replica_fails_no_request(site):
     stop = threading.Event()
     results = []
-    workers = [threading.Thread(target=request_loop, args=(site["url"], stop, results)) for _unused in range(4)]
+    workers = [threading.Thread(target=request_loop, args=(site["url"], HOST, stop, results)) for _unused in range(4)]
     for worker in workers:
         worker.start()
     time.sleep(2)

@@ -17,7 +17,16 @@ import threading
 import time
 
 import pytest
-from support import container_logs, docker, free_port, http_get, owned_services, run_registrator, wait_for
+from support import (
+    container_logs,
+    docker,
+    free_port,
+    http_get,
+    owned_services,
+    request_loop,
+    run_registrator,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -48,20 +57,11 @@ def holders(consul):
     return {sid: svc["Meta"]["autoproxy_container"] for sid, svc in owned_services(consul, AGENT).items()}
 
 
-def request_loop(url, stop, results):
-    while not stop.is_set():
-        try:
-            status, _body = http_get(url, HOST, timeout=5)
-        except OSError as exc:
-            status = repr(exc)
-        results.append(status)
-
-
 def under_load(url, action, settle=2.0):
     """Run ``action`` while 4 clients send requests; returns (results, what action returned)."""
     stop = threading.Event()
     results = []
-    workers = [threading.Thread(target=request_loop, args=(url, stop, results)) for _unused in range(4)]
+    workers = [threading.Thread(target=request_loop, args=(url, HOST, stop, results)) for _unused in range(4)]
     for worker in workers:
         worker.start()
     time.sleep(settle)

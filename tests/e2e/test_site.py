@@ -21,6 +21,7 @@ import urllib.request
 import browser
 import pytest
 import support
+from playbook_runs import install_collection
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 from support import wait_for
@@ -92,18 +93,9 @@ def demo_instances(passing_only):
 @pytest.fixture(scope="module")
 def ansible(tmp_path_factory):
     build = tmp_path_factory.mktemp("collection")
-    subprocess.run([os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--force", "--output-path",
-                    str(build), ROOT], check=True, stdout=subprocess.PIPE)
-    tarballs = list(build.glob("autoproxy-stack-*.tar.gz"))
-    if len(tarballs) != 1:
-        pytest.fail(f"ansible-galaxy collection build made {tarballs!r}")
-    collections = build / "collections"
+    collections = install_collection(build)
     config = build / "ansible.cfg"
     config.write_text(f"[defaults]\ncollections_path = {collections}\nretry_files_enabled = false\n")
-    # --no-deps: community.docker comes with the `ansible` package, Galaxy may be unreachable.
-    subprocess.run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "--offline", "--no-deps",
-                    "-p", str(collections), str(tarballs[0])], check=True, stdout=subprocess.PIPE,
-                   env=dict(os.environ, ANSIBLE_CONFIG=str(config)))
     runner = Ansible(str(config), os.environ.get("AUTOPROXY_IMAGE_VARS"))
     runner.playbook("teardown")
     yield runner
