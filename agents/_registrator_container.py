@@ -157,15 +157,18 @@ class ContainerTasks:
 
     # ---- tasks
     def reconcile(self, name: str, started: bool = False, snapshot: Services | None = None,
-                  changed: bool = False) -> None:
+                  changed: bool = False, taken: float = float("inf")) -> None:
         """Make Consul hold what the container wants now.
 
-        ``snapshot``: this container's services from a full pass, saving a Consul read per container
-        when Consul came back empty; at worst it is older than a registration made since, which is
-        then sent again unchanged. ``changed``: the container changed (an event), so what a full
-        pass remembered of it is stale.
+        ``snapshot``: this container's services from a full pass, read from Consul at monotonic time
+        ``taken``; it saves a Consul read per container, and is read again when a task of this
+        container wrote to Consul since (an event handled between the pass's read and this task),
+        so a stale snapshot never sends a registration twice. ``changed``: the container changed
+        (an event), so what a full pass remembered of it is stale.
         """
         state = self.state(name)
+        if snapshot is not None and state.written_at >= taken:
+            snapshot = None
         if started:
             state.draining_until = None
         if started or changed:
@@ -203,13 +206,20 @@ class ContainerTasks:
         if inspect is None:
             self.forget(name)
 
-    def full_pass_check(self, name: str, list_status: str | None, snapshot: Services) -> None:
-        """A full pass saw this running container: reconcile it only if Consul differs from it."""
+    def full_pass_check(self, name: str, list_status: str | None, snapshot: Services, taken: float) -> None:
+        """A full pass saw this running container: reconcile it only if Consul differs from it.
+
+        ``snapshot``: its services as the pass read them from Consul at monotonic time ``taken``.
+        """
         state = self.state(name)
+        if state.written_at >= taken:
+            # Its own task wrote to Consul after the pass read it: compare with what Consul holds now.
+            taken = time.monotonic()
+            snapshot = self.owned_for(name)
         if state.desired is None:
             inspect = self.inspect(name)
             if inspect is None:
-                self.reconcile(name, False, snapshot)
+                self.reconcile(name, False, snapshot, False, taken)
                 return
             running = bool((inspect.get("State") or {}).get("Running"))
             desired, moved = self.desired(inspect, state, snapshot) \
@@ -218,7 +228,7 @@ class ContainerTasks:
             state.desired = desired
         desired = [] if self.is_draining(name, state) else state.desired
         if not digests_match(desired, snapshot):
-            self.reconcile(name, False, snapshot)
+            self.reconcile(name, False, snapshot, False, taken)
         elif self._health_is_stale(state, list_status):
             self.update_health(name)
 
@@ -310,6 +320,7 @@ class ContainerTasks:
             key = (registration["ID"], registration["Meta"][DIGEST_META])
             state.refused[key] = time.monotonic() + REFUSED_RETRY_SECONDS
             return
+        state.written_at = time.monotonic()
         self.expected.mark(registration["ID"], True)
         self.claims.registered(name, registration["ID"])
         check: Mapping[str, Any] = registration.get("Check") or next(iter(registration.get("Checks") or []), {})
@@ -321,6 +332,9 @@ class ContainerTasks:
     def deregister(self, service_id: str, name: str, reason: str = "") -> None:
         self.expected.mark(service_id, False)
         self.consul.deregister_service(service_id)
+        state = self.states.get(name)
+        if state is not None:
+            state.written_at = time.monotonic()
         log.info("deregistered %s (%s)%s", service_id, name, reason)
 
     # ---- small rules about the state

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -102,6 +103,7 @@ class FullPass:
 
     def _queue_checks(self, submit: Callable[..., None]) -> None:
         containers = self.list_containers()
+        taken = time.monotonic()  # before the read: a write racing with it makes the snapshot stale
         all_services = self.consul.agent_services()
         grouped = services_by_container(owned_services(all_services, self.options.owner))
         running = set()
@@ -111,11 +113,11 @@ class FullPass:
             if container.get("State") != "running":
                 continue
             running.add(name)
-            submit(name, self.tasks.full_pass_check, name, container.get("Status"), grouped.get(name, {}))
+            submit(name, self.tasks.full_pass_check, name, container.get("Status"), grouped.get(name, {}), taken)
         self.intake.keep_names_of({container["Id"] for container in containers})
         listed = {listed_name(container) for container in containers}
         for name in sorted(name for name in grouped if name not in running):
-            submit(name, self.tasks.reconcile, name, False, grouped[name])
+            submit(name, self.tasks.reconcile, name, False, grouped[name], False, taken)
         # Containers remembered but no longer listed: their worker finds them gone and forgets them.
         for name in sorted(set(self.tasks.known()) - listed - set(grouped)):
             submit(name, self.tasks.reconcile, name)

@@ -26,6 +26,7 @@ class ContainerState:
     refused: dict[tuple[str, str], float] = field(default_factory=dict)  # (ID, digest) -> monotonic retry time
     probing: dict[str, tuple[str, threading.Event]] = field(default_factory=dict)  # ID -> (digest, cancel flag)
     desired: list[dict[str, Any]] | None = None   # registrations of the running container, for full passes
+    written_at: float = float("-inf")             # monotonic time of its last register or deregister
 
 
 class ExpectedServices:
