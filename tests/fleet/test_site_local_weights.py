@@ -73,13 +73,17 @@ def answers(stack, edge: str, requests: int) -> dict[str, int]:
 
 
 def assert_local_share(stack, edge: str, replicas: dict[str, dict[str, str]], weight: int) -> None:
-    """Through `edge`, the replica on its host answers exactly L·n_l/(L·n_l+n_r) of ROUNDS whole rounds.
+    """Through `edge`, the replica on its host answers L·n_l/(L·n_l+n_r) of ROUNDS whole rounds, ±1 request.
 
     HAProxy carries the weights first (so a wrong share fails here for the right reason). Then
     roundrobin is deterministic: one round is L·n_l + n_r picks with each server picked its weight
-    times, so over whole rounds, with no other traffic on this edge, the counts are exact. A reload
-    (the agent renaming a backend after a change) starts a new round in the new worker, so a window
-    that spans one is measured again, at most WINDOWS times.
+    times, so over whole rounds, with no other traffic on this edge, the counts are exact (seen
+    from a config HAProxy loaded: 100, 10, 10, 10). HAProxy's weighted roundrobin advances each
+    server by integer steps, and servers the agent added at runtime (scale.yml) enter at the
+    current position, so a window may hold one pick more or less of a server (seen: 101/9 and
+    99/11 after a scale). Hence ±1 per server: L = 9 or 11 would give 97.5 or 102.1 of 130. A
+    reload starts a new schedule in the new worker, so a window that spans one is measured again,
+    at most WINDOWS times.
     """
     servers = published_servers(stack, replicas)
     wanted = expected_weights(stack, edge, servers, weight)
@@ -104,7 +108,9 @@ def assert_local_share(stack, edge: str, replicas: dict[str, dict[str, str]], we
     share = counts.get(local, 0) / (ROUNDS * round_size)
     print(f"edge {edge}, proxy_local_weight {weight}: local replica {local} answered {counts.get(local, 0)} of "
           f"{ROUNDS * round_size} ({share:.3f}; expected {lw * n_l}/{round_size}); all: {counts}")
-    assert counts == {local: ROUNDS * lw * n_l, **{other: ROUNDS for other in others}}, counts
+    wanted_counts = {local: ROUNDS * lw * n_l, **dict.fromkeys(others, ROUNDS)}
+    assert set(counts) == set(wanted_counts), counts
+    assert all(abs(counts[name] - wanted) <= 1 for name, wanted in wanted_counts.items()), (counts, wanted_counts)
 
 
 def test_each_edge_prefers_the_replica_on_its_own_host_and_weight_0_makes_it_even(fleet_stack):
