@@ -11,6 +11,13 @@ a cold site.yml, a second one (changed=0 expected), scale.yml to 1 and then to 9
 stack deployed, each try starts a new service's container on --source and measures the time from
 its start (Docker's StartedAt, the same kernel clock as this machine) to its first 2xx through the
 proxy on --edge, polling every 10 ms from before the start. The containers are removed afterwards.
+
+--swarm-tries measures the same for a Swarm task, on a lab where tests/fleet/playbooks/swarm.yml
+was applied (--swarm-deploy applies it first; a fresh lab, as for the Swarm tests). Each try
+brings the demo app's service to 1 task, then `docker service scale` to 2 and polls www.hello.test
+through an edge's proxy (port 8080 there) every 10 ms from before the scale, until a body names
+the new task's hostname; measured from that task's StartedAt on its node, through the edge on
+another host than the task. The service is left at its tasks from before.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -35,6 +43,11 @@ from lab import Config  # noqa: E402
 
 BIN = Path(sys.executable).parent
 PREFIX = "apbench"
+SWARM_PLAYBOOK = ROOT / "tests" / "fleet" / "playbooks" / "swarm.yml"
+SWARM_SERVICE = "autoproxy_web"
+SWARM_EDGE_PORT = 8080  # proxy_http_host_port in playbooks/swarm.yml
+HELLO = "www.hello.test"
+HOSTNAME_RE = re.compile(r"My hostname is ([0-9a-f]+)")
 
 
 def installed_collection(workdir: Path) -> Path:
@@ -80,7 +93,11 @@ def ssh(facts: dict, host: str, command: str) -> str:
 
 def started_at(facts: dict, host: str, name: str) -> float:
     """Docker's StartedAt of a container, as a Unix time (nanoseconds cut to microseconds)."""
-    stamp = ssh(facts, host, f"docker inspect -f '{{{{.State.StartedAt}}}}' {name}")
+    return iso_time(ssh(facts, host, f"docker inspect -f '{{{{.State.StartedAt}}}}' {name}"))
+
+
+def iso_time(stamp: str) -> float:
+    """A Docker timestamp (RFC 3339 in UTC, nanoseconds) as a Unix time, cut to microseconds."""
     head, _dot, fraction = stamp.rstrip("Z").partition(".")
     return datetime.fromisoformat(f"{head}.{(fraction or '0')[:6]:0<6}+00:00").timestamp()
 
@@ -122,6 +139,97 @@ def measure(facts: dict, source: str, edge: str, tries: int, timeout: float) -> 
     return latencies
 
 
+def deploy_swarm(facts: dict) -> None:
+    """tests/fleet/playbooks/swarm.yml over the lab, from the installed collection (1 task of the service)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, ANSIBLE_CONFIG=str(installed_collection(Path(tmp))))
+        started = time.monotonic()
+        proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", facts["inventory"], str(SWARM_PLAYBOOK),
+                               "-e", "web_replicas=1"], env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            sys.exit(f"swarm.yml: ansible-playbook exited {proc.returncode}:\n{proc.stdout[-3000:]}")
+        print(f"swarm.yml {time.monotonic() - started:6.1f} s", flush=True)
+
+
+def swarm_tasks(facts: dict, manager: str) -> dict[str, tuple[str, str]]:
+    """The service's running tasks: {task ID: (node, container ID)}."""
+    out = ssh(facts, manager, f"docker service ps -q -f desired-state=running {SWARM_SERVICE}")
+    tasks = {}
+    for task in out.split():
+        line = ssh(facts, manager, f"docker inspect -f '{{{{.NodeID}}}} {{{{.Status.State}}}} "
+                                   f"{{{{.Status.ContainerStatus.ContainerID}}}}' {task}")
+        node_id, state, container = line.split(" ", 2)
+        if state == "running" and container:
+            node = ssh(facts, manager, f"docker node inspect -f '{{{{.Description.Hostname}}}}' {node_id}")
+            tasks[task] = (node, container)
+    return tasks
+
+
+def wait_tasks(facts: dict, manager: str, count: int, timeout: float) -> dict[str, tuple[str, str]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tasks = swarm_tasks(facts, manager)
+        if len(tasks) == count:
+            return tasks
+        time.sleep(0.5)
+    sys.exit(f"{SWARM_SERVICE} did not reach {count} running tasks within {timeout:.0f} s")
+
+
+def first_new_hostname(address: str, known: set[str], stop: threading.Event, found: list, timeout: float) -> None:
+    """Poll www.hello.test every 10 ms until a 2xx names a hostname not in `known`: found gets (time, hostname)."""
+    deadline = time.monotonic() + timeout
+    while not stop.is_set() and time.monotonic() < deadline:
+        status, body = http_get(address, HELLO, port=SWARM_EDGE_PORT, timeout=2)
+        match = HOSTNAME_RE.search(body)
+        if 200 <= status < 300 and match and match.group(1) not in known:
+            found.append((time.time(), match.group(1)))
+            return
+        time.sleep(0.01)
+
+
+def measure_swarm(facts: dict, edges: list[str], tries: int, timeout: float) -> list[float]:
+    """Per try: 1 task scaled to 2; from the new task's StartedAt to its first 2xx through another host's edge (s)."""
+    manager = edges[0]  # h1: the first Consul server, the Swarm's first manager
+    tasks = swarm_tasks(facts, manager)
+    before = len(tasks)
+    # Every task's hostname seen so far: a task scaled away may still answer while it drains.
+    seen = {container[:12] for _node, container in tasks.values()}
+    latencies = []
+    try:
+        for i in range(tries):
+            ssh(facts, manager, f"docker service scale --detach {SWARM_SERVICE}=1 >/dev/null")
+            old = wait_tasks(facts, manager, 1, timeout)
+            time.sleep(3)  # the stopped task leaves the catalog and the edges' backends
+            known = set(seen)
+            # The new task's node is known only after the scale: poll both edges, keep the other host's.
+            found = {edge: [] for edge in edges}
+            stop = threading.Event()
+            pollers = [threading.Thread(target=first_new_hostname,
+                                        args=(facts["hosts"][edge], known, stop, found[edge], timeout))
+                       for edge in edges]
+            for poller in pollers:
+                poller.start()
+            ssh(facts, manager, f"docker service scale --detach {SWARM_SERVICE}=2 >/dev/null")
+            for poller in pollers:
+                poller.join()
+            new = {task: where for task, where in wait_tasks(facts, manager, 2, timeout).items() if task not in old}
+            ((node, container),) = new.values()
+            seen.add(container[:12])
+            edge = next((e for e in reversed(edges) if e != node), None)
+            if edge is None or not found[edge]:
+                sys.exit(f"try {i}: no 2xx from the new task {container[:12]} on {node} through {edge} "
+                         f"within {timeout:.0f} s")
+            answered_at, hostname = found[edge][0]
+            if hostname != container[:12]:
+                sys.exit(f"try {i}: {edge} answered from {hostname}, not the new task's container {container[:12]}")
+            stamp = ssh(facts, node, f"docker inspect -f '{{{{.State.StartedAt}}}}' {container}")
+            latencies.append(answered_at - iso_time(stamp))
+            print(f"try {i}: task on {node} -> {edge}: {latencies[-1] * 1000:.0f} ms", flush=True)
+    finally:
+        ssh(facts, manager, f"docker service scale --detach {SWARM_SERVICE}={max(before, 1)} >/dev/null")
+    return latencies
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
@@ -134,6 +242,9 @@ def main() -> int:
     parser.add_argument("--source", help="lab host the containers start on (default: the first edge)")
     parser.add_argument("--edge", help="edge the requests go through (default: the last edge)")
     parser.add_argument("--timeout", type=float, default=60, help="seconds to wait for one container's first 2xx")
+    parser.add_argument("--swarm-deploy", action="store_true", help="apply tests/fleet/playbooks/swarm.yml first")
+    parser.add_argument("--swarm-tries", type=int, default=0,
+                        help="Swarm tasks scaled up for the latency (needs swarm.yml applied; 0: none)")
     args = parser.parse_args()
     facts_file = Config.from_env().state / "lab.json"
     if not facts_file.exists():
@@ -149,6 +260,13 @@ def main() -> int:
         print(f"container started on {source} -> first 2xx through {edge}'s proxy, {len(latencies)} tries: "
               f"p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {percentile(latencies, 0.95) * 1000:.0f} ms, "
               f"max {max(latencies) * 1000:.0f} ms")
+    if args.swarm_deploy:
+        deploy_swarm(facts)
+    if args.swarm_tries:
+        latencies = measure_swarm(facts, edges, args.swarm_tries, args.timeout)
+        print(f"Swarm task started -> first 2xx through another host's edge, {len(latencies)} tries: "
+              f"p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {percentile(latencies, 0.95) * 1000:.0f} ms, "
+              f"min {min(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
     print(f"load average after: {os.getloadavg()}", flush=True)
     return 0
 
