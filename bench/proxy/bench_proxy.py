@@ -41,6 +41,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
@@ -105,7 +106,8 @@ def start_backends(count):
 class Consul:
     def __init__(self):
         self.port = free_port()
-        self.name = f"apbench-proxy-consul-{os.getpid()}"
+        # Unique per run: other runs of this bench may share the Docker engine.
+        self.name = f"apbench-proxy-consul-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         subprocess.run(["docker", "run", "-d", "--name", self.name, "--label", LABEL, "--label", "SERVICE_IGNORE=true",
                         "-p", f"127.0.0.1:{self.port}:8500", "autoproxy/consul:1.8.7", "agent", "-dev",
                         "-client=0.0.0.0"], check=True, stdout=subprocess.DEVNULL)
