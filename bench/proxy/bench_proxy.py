@@ -156,13 +156,15 @@ class AgentMode:
     def __init__(self, consul, workdir, http_port):
         self.dir = workdir
         self.http_port = http_port
-        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, ".collections"), AUTOPROXY_LOG_LEVEL="WARNING")
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, ".collections"), AUTOPROXY_LOG_LEVEL="WARNING",
+                   PYTHONFAULTHANDLER="1")
+        self.log = open(f"{workdir}/agent.log", "w")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ansible_collections.autoproxy.stack.agents", "proxy", "--consul", consul.url,
              "--domains", "test", f"--http-port={http_port}", f"--stats-port={free_port()}",
              f"--config-dir={workdir}/cfg", f"--master-socket={workdir}/master.sock",
              f"--runtime-socket={workdir}/admin.sock", "--debounce=0.05", "--rename-after=0"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env=env, stdout=subprocess.DEVNULL, stderr=self.log)
 
     def reloads(self):
         answer = send_command(f"{self.dir}/master.sock", "show proc")
@@ -170,7 +172,15 @@ class AgentMode:
 
     def stop(self):
         self.proc.terminate()
-        self.proc.wait(timeout=20)
+        try:
+            # The agent soft-stops HAProxy (10 s at most) and writes what is pending: on a loaded
+            # machine that has taken more than 20 s.
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(6)  # SIGABRT: faulthandler writes every thread's stack to agent.log
+            self.proc.wait(timeout=30)
+            print(f"the agent did not stop within 60 s; its stacks are in {self.dir}/agent.log", flush=True)
+        self.log.close()
 
 
 class NoChangeMode(AgentMode):
