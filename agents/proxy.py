@@ -28,7 +28,11 @@ from ansible_collections.autoproxy.stack.agents._proxy_backend import ProxyBacke
 from ansible_collections.autoproxy.stack.agents._proxy_guard import DropGuard
 from ansible_collections.autoproxy.stack.plugins.module_utils._agent_settings import build_parser, consul_client
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulError
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import fetch_instances
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import (
+    CatalogListing,
+    fetch_instances,
+    read_instances,
+)
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
     HaproxySettings,
     fit_to_fd_limit,
@@ -91,9 +95,15 @@ class ProxyAgent:
         self.stopping = threading.Event()
         self.last_fault: float | None = None
         self.recheck_at: float | None = None
-        self.health_snapshot: Any = None  # the health watch's last (checks, index), read by apply()
+        # The health watch's last (checks, index) and which checks it holds (see _check_ids), set
+        # together as one value since apply() reads them from another thread.
+        self.health_read: tuple[Any, frozenset[tuple[Any, ...]] | None] = (None, None)
         self.health_meaning: Any = None  # what in that answer can change a route, see keep_health()
         self.known: dict[Any, Any] = {}  # services fetch_instances() read again once, see there
+        self.catalog_index: int | None = None  # the catalog watch's last index, None after a failure
+        # The last catalog read and what it held for: (listing, (catalog watch index, checks, last fault)).
+        self.listing: tuple[CatalogListing, tuple[Any, ...]] | None = None
+        self.applied_from: list[dict[str, Any]] | None = None  # instances of the last update, nothing held
 
     def start(self) -> None:
         try:
@@ -112,7 +122,26 @@ class ProxyAgent:
 
     # ---- applying
     def apply(self) -> bool:
-        instances, _unused = fetch_instances(self.consul, checks=self.health_snapshot, known=self.known)
+        """Read the catalog and update the proxy; False when nothing had to change.
+
+        Only what a change needs is done: while the catalog watch saw no change, the same checks
+        exist (only statuses moved), Consul had no fault and the last update held nothing back,
+        the services read last time are taken again (see read_instances()); instances equal to
+        those of the last update (nothing held back then) are not built again.
+        """
+        snapshot, checks = self.health_read
+        # Read before the catalog, so a change while it is read makes the next apply read it again.
+        basis = (self.catalog_index, checks, self.last_fault)
+        previous = None
+        # A drop held back is confirmed only by a new read of everything.
+        if self.listing is not None and None not in basis[:2] and self.listing[1] == basis \
+                and self.applied_from is not None:
+            previous = self.listing[0]
+        instances, listing = read_instances(self.consul, checks=snapshot, known=self.known, previous=previous)
+        self.listing = (listing, basis)
+        if instances == self.applied_from and self.recheck_at is None:
+            return False
+        self.applied_from = None
         wanted = self.build(instances)
         applied = self.backend.table
         table, held, recheck = self.guard.filter(applied, wanted, time.monotonic(), self.last_fault)
@@ -120,7 +149,10 @@ class ProxyAgent:
         if held and applied is not None:
             log.warning("Consul lost %d of %d live services in one step; keeping them until a later read agrees: %s",
                         len(held), len(applied["backends"]), ", ".join(sorted(held)[:10]))
-        return self.backend.update(table)
+        changed = self.backend.update(table)
+        if not held:
+            self.applied_from = instances
+        return changed
 
     # ---- Consul watches
     def watch(self, name: str, query: Callable[..., Any], keep: Callable[[Any], bool] | None = None) -> None:
@@ -151,6 +183,16 @@ class ProxyAgent:
                 new_index = None
             index = new_index
 
+    @property
+    def health_snapshot(self) -> Any:
+        """The health watch's last answer, ``(checks, index)``; None before one or after a failure."""
+        return self.health_read[0]
+
+    def keep_catalog(self, answer: Any) -> bool:
+        """Keep the catalog watch's index (None after a failure); every new index can change a route."""
+        self.catalog_index = None if answer is None else answer[1]
+        return True
+
     def keep_health(self, answer: Any) -> bool:
         """Keep the health watch's answer; True when it can change a route.
 
@@ -158,8 +200,8 @@ class ProxyAgent:
         exist and their status decide routes, so an answer that changes nothing else costs no
         catalog read and no build.
         """
-        self.health_snapshot = answer
         meaning = None if answer is None else _health_meaning(answer[0])
+        self.health_read = (answer, _check_ids(meaning))
         changed = meaning is None or meaning != self.health_meaning
         self.health_meaning = meaning
         return changed
@@ -173,7 +215,7 @@ class ProxyAgent:
 
     def run(self) -> int:
         self.start()
-        watches = (("catalog", self.consul.catalog_services, None),
+        watches = (("catalog", self.consul.catalog_services, self.keep_catalog),
                    ("health", self.consul.health_state, self.keep_health))
         for name, query, keep in watches:
             threading.Thread(target=self.watch, args=(name, query, keep), name="watch-" + name, daemon=True).start()
@@ -215,6 +257,11 @@ def _health_meaning(checks: Any) -> frozenset[tuple[Any, ...]]:
     """What of ``/v1/health/state/any`` decides routes: each check's node, service and status."""
     return frozenset((check.get("Node"), check.get("ServiceID"), check.get("CheckID"), check.get("Status"))
                      for check in checks or () if isinstance(check, dict))
+
+
+def _check_ids(meaning: frozenset[tuple[Any, ...]] | None) -> frozenset[tuple[Any, ...]] | None:
+    """Which checks exist (node, service, check ID) in a _health_meaning(); None for None."""
+    return None if meaning is None else frozenset(check[:3] for check in meaning)
 
 
 def main(argv: list[str]) -> int:

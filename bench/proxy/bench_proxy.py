@@ -41,6 +41,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
@@ -105,7 +106,8 @@ def start_backends(count):
 class Consul:
     def __init__(self):
         self.port = free_port()
-        self.name = f"apbench-proxy-consul-{os.getpid()}"
+        # Unique per run: other runs of this bench may share the Docker engine.
+        self.name = f"apbench-proxy-consul-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         subprocess.run(["docker", "run", "-d", "--name", self.name, "--label", LABEL, "--label", "SERVICE_IGNORE=true",
                         "-p", f"127.0.0.1:{self.port}:8500", "autoproxy/consul:1.8.7", "agent", "-dev",
                         "-client=0.0.0.0"], check=True, stdout=subprocess.DEVNULL)
@@ -154,13 +156,15 @@ class AgentMode:
     def __init__(self, consul, workdir, http_port):
         self.dir = workdir
         self.http_port = http_port
-        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, ".collections"), AUTOPROXY_LOG_LEVEL="WARNING")
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, ".collections"), AUTOPROXY_LOG_LEVEL="WARNING",
+                   PYTHONFAULTHANDLER="1")
+        self.log = open(f"{workdir}/agent.log", "w")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ansible_collections.autoproxy.stack.agents", "proxy", "--consul", consul.url,
              "--domains", "test", f"--http-port={http_port}", f"--stats-port={free_port()}",
              f"--config-dir={workdir}/cfg", f"--master-socket={workdir}/master.sock",
              f"--runtime-socket={workdir}/admin.sock", "--debounce=0.05", "--rename-after=0"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env=env, stdout=subprocess.DEVNULL, stderr=self.log)
 
     def reloads(self):
         answer = send_command(f"{self.dir}/master.sock", "show proc")
@@ -168,7 +172,15 @@ class AgentMode:
 
     def stop(self):
         self.proc.terminate()
-        self.proc.wait(timeout=20)
+        try:
+            # The agent soft-stops HAProxy (10 s at most) and writes what is pending: on a loaded
+            # machine that has taken more than 20 s.
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(6)  # SIGABRT: faulthandler writes every thread's stack to agent.log
+            self.proc.wait(timeout=30)
+            print(f"the agent did not stop within 60 s; its stacks are in {self.dir}/agent.log", flush=True)
+        self.log.close()
 
 
 class NoChangeMode(AgentMode):

@@ -11,14 +11,19 @@ _consul_catalog.py's job; the Ansible side of the connection options is _consul_
 
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
+import weakref
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:8500"
+# Requests that may be sent again when a kept-alive connection turned out closed (RFC 9110 9.2.2).
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+# What a connection the server closed or forgot while it was idle raises before any answer.
+_NO_ANSWER = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, http.client.RemoteDisconnected)
 
 
 class ConsulError(Exception):
@@ -40,7 +45,15 @@ def filter_string(value: object) -> str:
 
 
 class ConsulClient:
-    """Consul's HTTP API at ``url``; every method raises ConsulError naming the request that failed."""
+    """Consul's HTTP API at ``url``; every method raises ConsulError naming the request that failed.
+
+    Requests go over persistent HTTP/1.1 connections, one per thread (a blocking query holds its
+    connection for up to its wait, and the agents' threads ask at the same time). A request that
+    fails on a connection that has served one before, with no answer, is sent once more on a new
+    connection when it is idempotent (GET, HEAD, PUT, DELETE): Consul closes idle connections
+    and forgets them when it restarts. Connections go straight to ``url``; no proxy from the
+    environment is used.
+    """
 
     def __init__(self, url: str = DEFAULT_URL, token: str | None = None, timeout: float = 10.0,
                  ca_path: str | None = None, validate_certs: bool = True, client_cert: str | None = None,
@@ -48,7 +61,7 @@ class ConsulClient:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
-        handlers = []
+        self._context: ssl.SSLContext | None = None
         if self.url.startswith("https://"):
             context = ssl.create_default_context(cafile=ca_path)
             if not validate_certs:
@@ -56,9 +69,12 @@ class ConsulClient:
                 context.verify_mode = ssl.CERT_NONE
             if client_cert:
                 context.load_cert_chain(client_cert, client_key)
-            handlers.append(urllib.request.HTTPSHandler(context=context))
-        # Plain urllib (not Ansible's open_url): the agents run this without Ansible installed.
-        self._opener = urllib.request.build_opener(*handlers)
+            self._context = context
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
+        # A Consul behind a reverse proxy under a path: "/that/path"; "" for most.
+        self._prefix = urllib.parse.urlsplit(self.url).path
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None,
                 timeout: float | None = None) -> tuple[Any, int | None]:
@@ -67,26 +83,76 @@ class ConsulClient:
         if params:
             query = "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path + query, data=data, method=method)
-        if self.token:
-            req.add_header("X-Consul-Token", self.token)
+        headers = {"X-Consul-Token": self.token} if self.token else {}
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            headers["Content-Type"] = "application/json"
         try:
-            with self._opener.open(req, timeout=timeout or self.timeout) as resp:
-                raw = resp.read()
-                index = resp.headers.get("X-Consul-Index")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace").strip()
-            raise ConsulError(f"Consul {method} {path} failed: HTTP {exc.code} {detail}", exc.code) from exc
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ConsulError(f"Consul {method} {path} failed: cannot reach {self.url}: {reason}") from exc
+            status, raw, index = self._exchange(method, path + query, data, headers, timeout or self.timeout)
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            raise ConsulError(f"Consul {method} {path} failed: cannot reach {self.url}: {exc}") from exc
+        if status >= 300:
+            detail = raw.decode("utf-8", "replace").strip()
+            raise ConsulError(f"Consul {method} {path} failed: HTTP {status} {detail}", status)
         try:
             decoded = json.loads(raw) if raw.strip() else None
         except ValueError as exc:
             raise ConsulError(f"Consul {method} {path} answered something that is not JSON") from exc
         return decoded, (int(index) if index and index.isdigit() else None)
+
+    def close(self) -> None:
+        """Close every connection the client holds; a later request opens a new one."""
+        with self._lock:
+            connections = list(self._connections)
+            self._connections.clear()
+        for connection in connections:
+            connection.close()
+
+    def _exchange(self, method: str, target: str, data: bytes | None, headers: dict[str, str],
+                  timeout: float) -> tuple[int, bytes, str | None]:
+        """One request and its whole answer on this thread's connection: (status, body, X-Consul-Index)."""
+        while True:
+            connection, reused = self._connection(timeout)
+            try:
+                connection.request(method, self._prefix + target, body=data, headers=headers)
+                response = connection.getresponse()
+                raw = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop(connection)
+                if reused and method in _IDEMPOTENT and isinstance(exc, _NO_ANSWER):
+                    continue  # the connection was stale; the next one is new, so this retries once
+                raise
+            if response.will_close:
+                self._drop(connection)
+            else:
+                self._local.served = True
+            return response.status, raw, response.getheader("X-Consul-Index")
+
+    def _connection(self, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection with ``timeout`` (seconds), and whether it served a request before."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.timeout = timeout
+            if connection.sock is not None:
+                connection.sock.settimeout(timeout)
+            return connection, getattr(self._local, "served", False)
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"unknown url type: {self.url!r} (expected http://host:port or https://host:port)")
+        if parts.scheme == "https":
+            connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
+                                                     context=self._context)
+        else:
+            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        self._local.connection, self._local.served = connection, False
+        with self._lock:
+            self._connections.add(connection)
+        return connection, False
+
+    def _drop(self, connection: http.client.HTTPConnection) -> None:
+        connection.close()
+        self._local.connection = None
+        with self._lock:
+            self._connections.discard(connection)
 
     def _blocking(self, path: str, index: int | None, wait: float,
                   params: dict[str, Any] | None = None) -> tuple[Any, int | None]:

@@ -9,7 +9,7 @@ Stdlib only, over a ConsulClient (_consul.py); used by the proxy agent and the m
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any, NamedTuple, Tuple
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, path_segment
 
@@ -54,6 +54,14 @@ def _own_check_ids(entries: list[dict[str, Any]] | None) -> dict[_Key, tuple[int
     return found
 
 
+class CatalogListing(NamedTuple):
+    """What read_instances() read of the catalog besides the checks."""
+
+    nodes: list[dict[str, Any]]  # /v1/catalog/nodes
+    nodes_index: int | None  # its X-Consul-Index
+    services: dict[str, list[dict[str, Any]]]  # node name -> its services (/v1/catalog/node-services/<node>)
+
+
 def fetch_instances(
     client: ConsulClient,
     checks: tuple[list[dict[str, Any]], int | None] | None = None,
@@ -82,14 +90,40 @@ def fetch_instances(
     ``(node, id) -> (ModifyIndex, own check IDs)`` of every service re-read; one is taken from
     the listing again while its ModifyIndex is the same and the checks hold all those check IDs.
     """
+    instances, listing = read_instances(client, checks, known)
+    return instances, listing.nodes_index
+
+
+def read_instances(
+    client: ConsulClient,
+    checks: tuple[list[dict[str, Any]], int | None] | None = None,
+    known: dict[_Key, tuple[int, frozenset[str]]] | None = None,
+    previous: CatalogListing | None = None,
+) -> tuple[list[dict[str, Any]], CatalogListing]:
+    """fetch_instances(), and the CatalogListing it read: ``(instances, listing)``.
+
+    ``previous``: a listing of an earlier call that the caller knows to hold every service as
+    it still is (no catalog change since it was read, and the same checks exist, only their
+    statuses may differ). Its services are taken again when ``/v1/catalog/nodes`` answers the
+    same nodes at the same index (a node's address is the address of its services that have
+    none): a change of check statuses then costs one request, not 1 + nodes.
+    """
     nodes, index = client.request("GET", "/v1/catalog/nodes")
+    nodes = nodes or []
     all_checks, checks_index = checks if checks is not None else client.request("GET", "/v1/health/state/any")
+    if previous is not None and index is not None and index == previous.nodes_index and nodes == previous.nodes:
+        listing = previous
+    else:
+        listing = CatalogListing(nodes, index, {})
+        for node in nodes:
+            name = node.get("Node", "")
+            answer, _unused = client.request("GET", "/v1/catalog/node-services/" + path_segment(name))
+            listing.services[name] = (answer or {}).get("Services") or []
     by_instance = _checks_by_instance(all_checks)
     instances, reread, listed = [], set(), set()
-    for node in nodes or []:
+    for node in listing.nodes:
         name = node.get("Node", "")
-        listing, _unused = client.request("GET", "/v1/catalog/node-services/" + path_segment(name))
-        for service in (listing or {}).get("Services") or []:
+        for service in listing.services.get(name, []):
             key = (name, service.get("ID", ""))
             listed.add(key)
             service_checks = by_instance.get(key, [])
@@ -111,7 +145,7 @@ def fetch_instances(
         for gone in set(known) - listed:
             del known[gone]
     instances.sort(key=lambda instance: (instance["service"], instance["node"], instance["id"]))
-    return instances, index
+    return instances, listing
 
 
 def _still_known(

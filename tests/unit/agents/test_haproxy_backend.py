@@ -88,3 +88,20 @@ def test_health_answers_that_only_change_check_output_wake_nothing(tmp_path: pat
         assert agent.keep_health(None) is True and agent.keep_health(([check], 13)) is True
     finally:
         agent.backend.stop()
+
+
+def test_the_agent_keeps_which_checks_exist_with_the_answer_and_the_catalog_index(tmp_path: pathlib.Path) -> None:
+    agent = ProxyAgent(parse_args([f"--config-dir={tmp_path}"]))
+    try:
+        check = {"Node": "n1", "CheckID": "c1", "ServiceID": "w1", "Status": "passing"}
+        agent.keep_health(([check], 10))
+        assert agent.health_read == (([check], 10), frozenset({("n1", "w1", "c1")}))
+        agent.keep_health(([dict(check, Status="critical")], 11))
+        assert agent.health_read[1] == frozenset({("n1", "w1", "c1")}), "a status is not which checks exist"
+        agent.keep_health(None)
+        assert agent.health_read == (None, None) and agent.health_snapshot is None
+        assert agent.keep_catalog(({"web": []}, 7)) is True and agent.catalog_index == 7
+        agent.keep_catalog(None)
+        assert agent.catalog_index is None, "after a failed watch, nothing read before is taken again"
+    finally:
+        agent.backend.stop()

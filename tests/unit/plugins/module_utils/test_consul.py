@@ -8,8 +8,10 @@ import urllib.parse
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import (
+    CatalogListing,
     fetch_instances,
     normalise_health_entry,
+    read_instances,
 )
 
 NODES = [{"Node": "n2", "Address": "10.0.0.2"}, {"Node": "n1", "Address": "10.0.0.1"}]
@@ -182,3 +184,30 @@ def test_a_remembered_service_is_read_again_when_modified_and_forgotten_when_gon
     fetch_instances(consul, known=known)
     assert consul.paths.count("/v1/health/service/api") == 1
     assert known == {("n2", "api-1"): (25, frozenset())}
+
+
+def test_a_listing_of_the_same_nodes_is_taken_again_with_the_new_check_statuses():
+    consul = FakeConsul(checks_index=30)
+    _unused, listing = read_instances(consul, checks=(CHECKS, 30))
+    assert listing.nodes_index == 42 and set(listing.services) == {"n1", "n2"}
+    flipped = [dict(check, Status="passing") if check["ServiceID"] == "web-2" else check for check in CHECKS]
+    consul.checks = consul.checks_read = flipped
+    consul.paths.clear()
+    instances, again = read_instances(consul, checks=(flipped, 31), previous=listing)
+    assert consul.paths == ["/v1/catalog/nodes"], "one request: the nodes, to see they did not change"
+    assert again is listing
+    assert instances == per_service(consul)
+    assert next(instance for instance in instances if instance["id"] == "web-2")["passing"] is True
+
+
+def test_a_listing_is_read_again_when_the_nodes_moved():
+    consul = FakeConsul()
+    fresh, _unused = read_instances(consul)
+    stale_services = {"n1": [], "n2": []}
+    for previous in (CatalogListing(NODES, 41, stale_services),  # the nodes' index moved since
+                     CatalogListing(NODES[:1], 42, stale_services),  # a node joined
+                     CatalogListing([dict(NODES[0], Address="10.0.0.9"), NODES[1]], 42, stale_services)):
+        consul.paths.clear()
+        instances, listing = read_instances(consul, previous=previous)
+        assert listing is not previous and instances == fresh
+        assert len(consul.paths) == 2 + len(NODES)

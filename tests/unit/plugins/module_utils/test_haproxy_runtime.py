@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import http.server
 import socket
 import socketserver
@@ -85,6 +86,18 @@ def test_a_new_default_service_takes_a_spare_backend_and_map_entries():
     again = plan_changes(plan.state, table_of(instance("www", "a", 1, ["hello"]), instance("api", "x", 9),
                                               instance("api", "y", 10)))
     assert kinds(again) == ["add_server"] and again.steps[0].proxy == "autoproxy_spare_0000"
+
+
+def test_a_plan_leaves_the_state_it_started_from_as_it_was():
+    old = table_of(instance("www", "a", 1, ["hello"]), instance("www", "b", 2, ["hello"]), instance("api", "x", 9))
+    state = RunningState.from_table(old, SETTINGS)
+    before = copy.deepcopy(state)
+    new = table_of(instance("www", "a", 1, ["hello"]), instance("www", "c", 3, ["hello", "weight=5"]),
+                   instance("new", "n", 4))
+    plan = plan_changes(state, new)
+    assert plan.reload_reason is None and plan.steps
+    assert state == before, "the running state changes only when the caller takes plan.state"
+    assert plan_changes(plan.state, new).steps == [], "the new state is what the new table runs"
 
 
 def test_a_removed_service_loses_its_hosts_before_its_servers():
