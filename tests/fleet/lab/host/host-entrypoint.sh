@@ -46,6 +46,13 @@ with open("/etc/docker/daemon.json", "w") as dst:
     json.dump(settings, dst, indent=2)
 PY
 
+# A real host boots with an empty /run (a tmpfs); here /run is in the container's own layer and
+# survives a stop and start (the fault tests kill hosts and start them again). The engine's run
+# state would outlive its processes: a pid file naming a PID that is now sshd's (dockerd refuses
+# to start), and runc's state of containers that no longer run ("container with given ID already
+# exists", and the container stays down). Clear it, as a boot would.
+rm -rf /run/docker /run/containerd /run/docker.pid
+
 # /proc/sys is read-only here: dockerd would fail to set IPv6 sysctls on inner networks.
 export DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1
 
