@@ -13,6 +13,9 @@ containers; the hosts themselves are only reached over SSH.
 
 from __future__ import annotations
 
+import datetime
+import re
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -100,26 +103,44 @@ def consul(stack: FleetStack, host: str, command: str) -> str:
     return stack.fleet.ssh(host, f"docker exec autoproxy_consul consul {command}")
 
 
-def members(stack: FleetStack, host: str) -> dict[str, str]:
+def consul_or_error(stack: FleetStack, host: str, command: str) -> tuple[bool, str]:
+    """(True, output), or (False, the error) where it fails, as it may while the cluster heals:
+    a cut server coming back can start an election ("No cluster leader" for a moment)."""
+    proc = subprocess.run(["ssh", "-F", stack.fleet.facts["ssh_config"], "-o", "BatchMode=yes", host,
+                           f"docker exec autoproxy_consul consul {command}"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    return (True, proc.stdout) if proc.returncode == 0 else (False, f"{host}: {proc.stderr.strip()[-200:]}")
+
+
+def members(stack: FleetStack, host: str, out: str | None = None) -> dict[str, str]:
     """`consul members` as one host's agent sees them: {node: status}."""
-    rows = [line.split() for line in consul(stack, host, "members").splitlines()[1:] if line.strip()]
+    out = consul(stack, host, "members") if out is None else out
+    rows = [line.split() for line in out.splitlines()[1:] if line.strip()]
     return {row[0]: row[2] for row in rows}
 
 
-def raft_peers(stack: FleetStack, host: str) -> list[tuple[str, str, str]]:
+def raft_peers(stack: FleetStack, host: str, out: str | None = None) -> list[tuple[str, str, str]]:
     """`consul operator raft list-peers` from one host: [(node, state, voter)]."""
-    rows = [line.split() for line in consul(stack, host, "operator raft list-peers").splitlines()[1:]
-            if line.strip()]
+    out = consul(stack, host, "operator raft list-peers") if out is None else out
+    rows = [line.split() for line in out.splitlines()[1:] if line.strip()]
     return [(row[0], row[3], row[4]) for row in rows]
 
 
 def cluster_whole(stack: FleetStack) -> bool | str:
     """Every agent sees every node alive, and the servers agree on one leader and 3 voters."""
-    seen = {host: members(stack, host) for host in stack.fleet.hosts}
+    seen = {}
+    for host in stack.fleet.hosts:
+        ok, out = consul_or_error(stack, host, "members")
+        if not ok:
+            return out
+        seen[host] = members(stack, host, out)
     if any(view != {node: "alive" for node in stack.fleet.hosts} for view in seen.values()):
         return f"members: {seen}"
     for server in stack.groups["consul_servers"]:
-        peers = raft_peers(stack, server)
+        ok, out = consul_or_error(stack, server, "operator raft list-peers")
+        if not ok:
+            return out
+        peers = raft_peers(stack, server, out)
         if sorted(node for node, _state, voter in peers if voter == "true") != stack.groups["consul_servers"] \
                 or [state for _node, state, _voter in peers].count("leader") != 1:
             return f"raft peers seen from {server}: {peers}"
@@ -198,15 +219,17 @@ def test_a_killed_host_leaves_both_edges_in_time_and_comes_back(fleet_stack, lay
             wait_for_ssh(stack, victim)
             wait_routed_exactly(stack, layout.replica_ids, timeout=120)
             back = time.time() - started
-        # What this test adds to the true time: the kill command's own time (the host died at
-        # some point during it) and one sampling period.
-        slack = (kill_returned - killed) + SAMPLE_PERIOD
+        # From the host's death as its engine recorded it (`docker kill` itself took up to 2.6 s
+        # here, under load): that record comes a little after the death, so this errs on the
+        # lenient side by the engine's own delay, not by the command's.
+        died = finished_at(victim)
+        assert killed <= died <= kill_returned + 1, (killed, died, kill_returned)
         for edge in stack.edges:
-            left = watch.gone_at(edge, killed, address, until=started) - killed
-            bound = detection_bound(timing[edge])
-            print(f"{edge}: {victim}'s replica out {left:.2f} s after the kill; bound {bound:.2f} s + {slack:.2f} s "
-                  f"of measuring ({timing[edge]})")
-            assert left <= bound + slack, (edge, left, bound, slack, timing[edge])
+            gone = watch.gone_at(edge, killed, address, until=started)
+            left, bound = gone - died, detection_bound(timing[edge])
+            print(f"{edge}: {victim}'s replica out {left:.2f} s after its death ({gone - killed:.2f} s after the "
+                  f"kill command began); bound {bound:.2f} s + {SAMPLE_PERIOD} s sampling ({timing[edge]})")
+            assert left <= bound + SAMPLE_PERIOD, (edge, left, bound, timing[edge])
         # The role's defaults give the issue's bound: check interval * fall + 1 s.
         assert detection_bound(timing[stack.edges[0]]) <= timing[stack.edges[0]].inter * timing[stack.edges[0]].fall + 1
         print(f"{victim} started: its replica routed by both edges {back:.1f} s later; {loop.summary()}")
@@ -233,6 +256,16 @@ def detection_bound(timing: CheckTiming) -> float:
     wait = timing.inter if timing.timeout_check is None else min(timing.timeout_connect, timing.inter)
     fastinter = timing.fastinter if timing.fastinter is not None else timing.inter
     return timing.inter + wait + (timing.fall - 1) * (fastinter + wait)
+
+
+def finished_at(host: str) -> float:
+    """When a lab host's container last stopped, as the outer engine recorded it (unix time)."""
+    text = lab_docker("inspect", "-f", "{{.State.FinishedAt}}", host)
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z", text)
+    if match is None:
+        pytest.fail(f"unexpected FinishedAt of {host}: {text!r}")
+    whole = datetime.datetime.fromisoformat(match.group(1)).replace(tzinfo=datetime.timezone.utc).timestamp()
+    return whole + float(f"0.{match.group(2) or 0}")
 
 
 def ensure_running(stack: FleetStack, host: str) -> None:
@@ -302,7 +335,8 @@ def test_a_host_cut_from_the_lab_network_rejoins_without_stale_routes(fleet_stac
             attached = time.time()
             assert lab_address(stack, victim) == address, "the host came back with another lab address"
             wait_until(f"{victim} to rejoin the cluster", lambda: cluster_whole(stack), timeout=90, interval=2)
-            wait_until(f"Consul to drop {replica}", lambda: replica not in catalog_containers(stack), timeout=60)
+            wait_until(f"Consul to drop {replica}", lambda: replica not in (catalog_containers(stack) or [replica]),
+                       timeout=60)
             dropped = time.time()
             # Watch on: a stale registration coming back later would be routed again.
             time.sleep(timing.inter * 2 + 2)
@@ -331,11 +365,12 @@ def test_a_host_cut_from_the_lab_network_rejoins_without_stale_routes(fleet_stac
     wait_routed_exactly(stack, layout.replica_ids)
 
 
-def catalog_containers(stack: FleetStack) -> list[str]:
-    """Container names of the www instances in the catalog, as the other edge's agent sees them."""
-    edge = stack.edges[0]
-    out = stack.fleet.ssh(edge, "python3 -c 'import json, urllib.request; print(\" \".join(e[\"Service\"][\"Meta\"]"
-                                ".get(\"autoproxy_container\", \"\") for e in json.load(urllib.request.urlopen("
-                                "\"http://127.0.0.1:8500/v1/health/service/www\"))))'")
-    return out.split()
+def catalog_containers(stack: FleetStack) -> list[str] | None:
+    """Container names of the www instances in the catalog, as the first edge's agent sees them;
+    None while the agent cannot answer (an election after the cut server came back)."""
+    script = ("import json, urllib.request; print(' '.join(e['Service']['Meta'].get('autoproxy_container', '') "
+              "for e in json.load(urllib.request.urlopen('http://127.0.0.1:8500/v1/health/service/www'))))")
+    proc = subprocess.run(["ssh", "-F", stack.fleet.facts["ssh_config"], "-o", "BatchMode=yes", stack.edges[0],
+                           f'python3 -c "{script}"'], capture_output=True, text=True, timeout=60, check=False)
+    return proc.stdout.split() if proc.returncode == 0 else None
 
