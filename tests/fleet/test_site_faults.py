@@ -226,10 +226,17 @@ def test_a_killed_host_leaves_both_edges_in_time_and_comes_back(fleet_stack, lay
         assert killed <= died <= kill_returned + 1, (killed, died, kill_returned)
         for edge in stack.edges:
             gone = watch.gone_at(edge, killed, address, until=started)
-            left, bound = gone - died, detection_bound(timing[edge])
-            print(f"{edge}: {victim}'s replica out {left:.2f} s after its death ({gone - killed:.2f} s after the "
-                  f"kill command began); bound {bound:.2f} s + {SAMPLE_PERIOD} s sampling ({timing[edge]})")
-            assert left <= bound + SAMPLE_PERIOD, (edge, left, bound, timing[edge])
+            seen = [when for when, _server, _status in watch.routable(edge, killed, address, until=gone)]
+            last_seen = max(seen, default=killed)
+            bound = detection_bound(timing[edge])
+            print(f"{edge}: {victim}'s replica last routable {last_seen - died:.2f} s and out {gone - died:.2f} s "
+                  f"after its death ({gone - killed:.2f} s after the kill command began); bound {bound:.2f} s "
+                  f"({timing[edge]})")
+            # Still routable in a sample taken after the bound: HAProxy was late. The DOWN itself
+            # fell between that sample and the next, so the samples must be close enough to tell
+            # (their period is SAMPLE_PERIOD; a loaded machine stretches it, not HAProxy's timers).
+            assert last_seen - died <= bound, (edge, last_seen - died, bound, timing[edge])
+            assert gone - last_seen <= 4 * SAMPLE_PERIOD, (edge, "samples too sparse to time", gone - last_seen)
         # The role's defaults give the issue's bound: check interval * fall + 1 s.
         assert detection_bound(timing[stack.edges[0]]) <= timing[stack.edges[0]].inter * timing[stack.edges[0]].fall + 1
         print(f"{victim} started: its replica routed by both edges {back:.1f} s later; {loop.summary()}")
