@@ -284,6 +284,11 @@ def start_host(cfg: Config, name: str) -> None:
         "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
         "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
         "--device", "/dev/fuse", *storage,
+        # A real host boots with an empty /run. In the container's own layer it would survive a
+        # stop and start (the fault tests kill hosts and start them again), and the engine's run
+        # state with it: dockerd refused to start (its old pid file named a PID of the new boot),
+        # runc to recreate containers ("container with given ID already exists").
+        "--tmpfs", "/run:exec",
         "-v", f"{state / 'hostkeys' / name}:/etc/ssh/ssh_host_ed25519_key:ro",
         "-v", f"{state / 'hostkeys' / name}.pub:/etc/ssh/ssh_host_ed25519_key.pub:ro",
         "-v", f"{state / 'id_ed25519.pub'}:/root/.ssh/authorized_keys:ro",

@@ -4,6 +4,7 @@
 #   /etc/ssh/ssh_host_ed25519_key[.pub]  the host key the lab made (the .pub is in known_hosts)
 #   /root/.ssh/authorized_keys           the lab's controller key
 #   /etc/docker/daemon.lab.json          the engine's settings (storage driver, lab registry)
+#   /run                                 a tmpfs, empty on every start
 set -euo pipefail
 
 # The sandbox mounts each cgroup v1 hierarchy read-only in containers; an engine inside needs
@@ -49,6 +50,9 @@ PY
 # /proc/sys is read-only here: dockerd would fail to set IPv6 sysctls on inner networks.
 export DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1
 
+# /run is a fresh tmpfs on every start (lab.py), as on a real host: sshd's privilege separation
+# directory has to be made again.
+mkdir -p /run/sshd
 /usr/sbin/sshd -e
 
 exec dockerd --host=unix:///var/run/docker.sock "$@"

@@ -114,6 +114,7 @@ def test_global_defaults_frontend_and_stats():
     assert lines_of(cfg, "defaults") == [
         "mode http",
         "timeout connect 1s",
+        "timeout check 1s",
         "timeout client 30s",
         "timeout server 30s",
         "timeout tunnel 1h",
@@ -157,7 +158,7 @@ def test_backend_sections():
     assert hello == [
         "balance leastconn",
         "cookie SRVID insert indirect nocache",
-        "default-server check inter 2s fall 2 rise 1 pool-purge-delay 500ms",
+        "default-server check inter 2s fastinter 1000ms fall 2 rise 1 pool-purge-delay 500ms",
         f"server {web1} 172.18.0.5:80 check cookie {web1} maxconn 100 weight 10",
         f"server {web2} 172.18.0.6:80 check cookie {web2} maxconn 100",
     ]
@@ -169,7 +170,7 @@ def test_backend_sections():
     )
     assert lines_of(cfg, "backend www_hello_backend") == [
         "balance roundrobin",
-        "default-server check inter 2s fall 2 rise 1 pool-purge-delay 500ms",
+        "default-server check inter 2s fastinter 1000ms fall 2 rise 1 pool-purge-delay 500ms",
     ]
 
 
@@ -223,6 +224,24 @@ def test_settings_change_the_output():
     assert "map(maps/hosts.map)" in cfg
     assert "    log stdout format raw local0" in cfg
     assert "    log-format " in cfg
+
+
+@pytest.mark.parametrize(
+    ("inter", "connect", "words"),
+    [
+        ("2s", "1s", "check inter 2s fastinter 1000ms fall 2 "),
+        ("3000", "250ms", "check inter 3000 fastinter 2750ms fall 2 "),
+        # The check's connect waits inter itself: no time is left between failing checks.
+        ("1s", "1s", "check inter 1s fall 2 "),
+        ("500ms", "2s", "check inter 500ms fall 2 "),
+    ],
+)
+def test_failing_checks_start_one_inter_apart(inter, connect, words):
+    # DOWN within inter * fall + timeout connect (docs/RULES.md §6): a failing check's connect
+    # waits min(timeout connect, inter) ('timeout check' set), and fastinter is inter less that.
+    cfg = render(SEED, HaproxySettings(check_interval=inter, timeout_connect=connect))[1]["haproxy.cfg"]
+    assert f"    default-server {words}" in cfg
+    assert f"    timeout check {connect}\n" in cfg
 
 
 @pytest.mark.parametrize(
