@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import pytest
 from fleet_support import FleetStack, http_get, wait_until
 
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import DURATION_RE, duration_ms
+
 HELLO = "www.hello.test"
 HOSTNAME_RE = re.compile(r"My hostname is ([0-9a-f]+)")
 HAPROXY_CFG = "/etc/haproxy/autoproxy/haproxy.cfg"
@@ -45,11 +47,9 @@ while True:
 
 def haproxy_seconds(text: str) -> float:
     """An HAProxy duration (``2s``, ``500ms``, a bare number of milliseconds) in seconds."""
-    match = re.fullmatch(r"([0-9]+)(us|ms|s|m|h|d)?", text)
-    if match is None:
+    if DURATION_RE.fullmatch(text) is None:
         pytest.fail(f"not an HAProxy duration: {text!r}")
-    unit = {"us": 1e-6, "ms": 1e-3, None: 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}[match.group(2)]
-    return int(match.group(1)) * unit
+    return duration_ms(text) / 1000
 
 
 @dataclass(frozen=True)
