@@ -235,4 +235,3 @@ def replica_ports(stack: FleetStack, host: str) -> dict[str, str]:
         port = stack.fleet.ssh(host, f"docker port {name} 80/tcp").split()[0].rsplit(":", 1)[1]
         out[name] = f"{stack.fleet.hosts[host]}:{port}"
     return out
-

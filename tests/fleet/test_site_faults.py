@@ -323,7 +323,9 @@ def test_a_host_cut_from_the_lab_network_rejoins_without_stale_routes(fleet_stac
     victim = layout.replica_host
     network = stack.fleet.facts["network"]
     address = stack.fleet.hosts[victim]
-    (replica, server), = replica_ports(stack, victim).items()
+    ports = replica_ports(stack, victim)
+    assert len(ports) == 1, ports
+    replica, server = next(iter(ports.items()))
     timing = check_timing(stack, layout.other_edge)
     try:
         with EdgeWatch(stack, stack.edges) as watch, RequestLoop(stack, stack.edges) as loop:
@@ -379,4 +381,3 @@ def catalog_containers(stack: FleetStack) -> list[str] | None:
     proc = subprocess.run(["ssh", "-F", stack.fleet.facts["ssh_config"], "-o", "BatchMode=yes", stack.edges[0],
                            f'python3 -c "{script}"'], capture_output=True, text=True, timeout=60, check=False)
     return proc.stdout.split() if proc.returncode == 0 else None
-
