@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "fleet"))
 
-from fleet_support import changed_hosts, groups, http_get  # noqa: E402
+from fleet_support import HELLO, answered_by, changed_hosts, groups, http_get  # noqa: E402
 from lab import Config  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -46,8 +45,6 @@ PREFIX = "apbench"
 SWARM_PLAYBOOK = ROOT / "tests" / "fleet" / "playbooks" / "swarm.yml"
 SWARM_SERVICE = "autoproxy_web"
 SWARM_EDGE_PORT = 8080  # proxy_http_host_port in playbooks/swarm.yml
-HELLO = "www.hello.test"
-HOSTNAME_RE = re.compile(r"My hostname is ([0-9a-f]+)")
 
 
 def installed_collection(workdir: Path) -> Path:
@@ -179,10 +176,9 @@ def first_new_hostname(address: str, known: set[str], stop: threading.Event, fou
     """Poll www.hello.test every 10 ms until a 2xx names a hostname not in `known`: found gets (time, hostname)."""
     deadline = time.monotonic() + timeout
     while not stop.is_set() and time.monotonic() < deadline:
-        status, body = http_get(address, HELLO, port=SWARM_EDGE_PORT, timeout=2)
-        match = HOSTNAME_RE.search(body)
-        if 200 <= status < 300 and match and match.group(1) not in known:
-            found.append((time.time(), match.group(1)))
+        name = answered_by(*http_get(address, HELLO, port=SWARM_EDGE_PORT, timeout=2))
+        if name and name not in known:
+            found.append((time.time(), name))
             return
         time.sleep(0.01)
 

@@ -16,12 +16,10 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from fleet_support import FleetStack, http_get, wait_until
+from fleet_support import HELLO, FleetStack, answered_by, http_get, wait_until
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import DURATION_RE, duration_ms
 
-HELLO = "www.hello.test"
-HOSTNAME_RE = re.compile(r"My hostname is ([0-9a-f]+)")
 HAPROXY_CFG = "/etc/haproxy/autoproxy/haproxy.cfg"
 HOSTS_MAP = "/etc/haproxy/autoproxy/hosts.map"
 SAMPLE_PERIOD = 0.25
@@ -113,9 +111,8 @@ class RequestLoop:
         while not self._stop.is_set():
             started = time.time()
             status, body = http_get(self.stack.fleet.hosts[edge], HELLO)
-            match = HOSTNAME_RE.search(body) if status == 200 else None
-            self.answers.append(Answer(edge, started, time.time(), status, match.group(1) if match else "",
-                                       "" if match else body[:200]))
+            name = answered_by(status, body)
+            self.answers.append(Answer(edge, started, time.time(), status, name or "", "" if name else body[:200]))
             # Back to back, but leave the 2 cores some air.
             time.sleep(0.02)
 

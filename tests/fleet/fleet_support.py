@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -99,6 +100,38 @@ def http_get(address: str, host: str, path: str = "/", port: int = 80, timeout: 
         conn.close()
 
 
+HELLO = "www.hello.test"  # the demo app's host through an edge (service www, tag hello, domain test)
+HOSTNAME_RE = re.compile(r"My hostname is ([0-9a-f]+)")  # the demo app names the container that answered
+
+
+def answered_by(status: int, body: str) -> str | None:
+    """The demo app's container (its hostname, a short container ID) that gave a 200, else None."""
+    match = HOSTNAME_RE.search(body) if status == 200 else None
+    return match.group(1) if match else None
+
+
+def edge_answers(address: str, tries: int, port: int = 80) -> tuple[set[str], list[int]]:
+    """Demo app containers answering `tries` requests for HELLO at address:port, and the other statuses seen."""
+    names, others = set(), []
+    for _try in range(tries):
+        status, body = http_get(address, HELLO, port=port)
+        name = answered_by(status, body)
+        if name:
+            names.add(name)
+        else:
+            others.append(status)
+    return names, others
+
+
+def wait_routed_exactly(edges: dict[str, str], wanted: set[str], port: int = 80, timeout: float = 90) -> None:
+    """Each edge ({name: address}) answers HELLO from exactly the containers `wanted` (hostnames), without errors."""
+    for edge, address in edges.items():
+        def routed(address: str = address) -> bool | tuple[list[str], list[int]]:
+            names, others = edge_answers(address, 4 * len(wanted), port)
+            return True if names == wanted and not others else (sorted(names), others)
+        wait_until(f"edge {edge} to answer {HELLO} from exactly {sorted(wanted)}", routed, timeout=timeout)
+
+
 def wait_until(what: str, probe, timeout: float = 90.0, interval: float = 1.0):
     """Poll probe() until it returns True; fail naming `what` and the last other value it returned."""
     deadline = time.monotonic() + timeout
@@ -138,6 +171,10 @@ class FleetStack:
         out = self.fleet.ssh(host, f"docker ps --filter label=autoproxy.stack.project={self.PREFIX} "
                                    "--format '{{.Names}}'")
         return set(out.split())
+
+    def wait_routed_exactly(self, wanted: set[str], edges: list[str] | None = None, timeout: float = 90) -> None:
+        """Each edge (all by default) answers HELLO from exactly the containers `wanted`; see wait_routed_exactly()."""
+        wait_routed_exactly({edge: self.fleet.hosts[edge] for edge in edges or self.edges}, wanted, timeout=timeout)
 
     def get(self, edge: str, host: str, path: str = "/") -> tuple[int, str]:
         """A request through an edge's proxy (port 80 of the lab host) with the Host header `host`."""

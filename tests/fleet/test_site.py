@@ -10,39 +10,18 @@ spreads the replicas over the hosts and converges up and down."""
 from __future__ import annotations
 
 import json
-import re
 import time
 
 import pytest
-from fleet_support import changed_hosts, failures, wait_until
+from fleet_support import HELLO, changed_hosts, failures
 
 pytestmark = pytest.mark.fleet
-
-HELLO = "www.hello.test"
-HOSTNAME_RE = re.compile(r"My hostname is ([0-9a-f]+)")
-
-
-def edge_answers(stack, edge: str, tries: int) -> tuple[set[str], list[int]]:
-    """Hostnames of the demo app answering `tries` requests through an edge, and the other statuses seen."""
-    names, others = set(), []
-    for _try in range(tries):
-        status, body = stack.get(edge, HELLO)
-        match = HOSTNAME_RE.search(body)
-        if status == 200 and match:
-            names.add(match.group(1))
-        else:
-            others.append(status)
-    return names, others
 
 
 def assert_both_edges_route_exactly(stack, replicas: dict[str, dict[str, str]]) -> None:
     """Every edge answers www.hello.test from every replica on every host, and from no other container."""
-    wanted = {short_id for per_host in replicas.values() for short_id in per_host.values()}
-    for edge in stack.edges:
-        def routed(edge=edge):
-            names, others = edge_answers(stack, edge, 4 * len(wanted))
-            return True if names == wanted and not others else (sorted(names), others)
-        wait_until(f"edge {edge} to answer {HELLO} from exactly {sorted(wanted)}", routed, timeout=60)
+    stack.wait_routed_exactly({short_id for per_host in replicas.values() for short_id in per_host.values()},
+                              timeout=60)
 
 
 def routing_table_servers(output: dict) -> list[str]:

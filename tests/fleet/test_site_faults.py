@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 import pytest
 from fault_support import (
-    HELLO,
-    HOSTNAME_RE,
     SAMPLE_PERIOD,
     CheckTiming,
     EdgeWatch,
@@ -33,7 +31,7 @@ from fault_support import (
     replica_ports,
     wait_for_ssh,
 )
-from fleet_support import FleetStack, failures, wait_until
+from fleet_support import HELLO, FleetStack, edge_answers, failures, wait_until
 
 pytestmark = pytest.mark.fleet
 
@@ -75,28 +73,6 @@ def layout(fleet_stack) -> Layout:
     plain_edge = next(host for host in edges if host not in servers)
     other_edge = next(host for host in edges if host != plain_edge)
     return Layout(replicas, replica_host, lone_server, plain_edge, other_edge)
-
-
-def edge_names(stack: FleetStack, edge: str, tries: int) -> tuple[set[str], list[int]]:
-    names, others = set(), []
-    for _try in range(tries):
-        status, body = stack.get(edge, HELLO)
-        match = HOSTNAME_RE.search(body)
-        if status == 200 and match:
-            names.add(match.group(1))
-        else:
-            others.append(status)
-    return names, others
-
-
-def wait_routed_exactly(stack: FleetStack, wanted: set[str], edges: list[str] | None = None,
-                        timeout: float = 90) -> None:
-    """Each edge answers www.hello.test from exactly the containers `wanted` (short IDs), without errors."""
-    for edge in edges or stack.edges:
-        def routed(edge: str = edge) -> bool | tuple[list[str], list[int]]:
-            names, others = edge_names(stack, edge, 4 * len(wanted))
-            return True if names == wanted and not others else (sorted(names), others)
-        wait_until(f"edge {edge} to answer {HELLO} from exactly {sorted(wanted)}", routed, timeout=timeout)
 
 
 def consul(stack: FleetStack, host: str, command: str) -> str:
@@ -177,7 +153,7 @@ def test_one_consul_server_stopped_routing_and_registration_go_on(fleet_stack, l
                        lambda: members(stack, layout.other_edge).get(victim) != "alive" or "alive", timeout=60)
             started = time.monotonic()
             extra = start_extra_replica(stack, new_host, like)
-            wait_routed_exactly(stack, layout.replica_ids | {extra}, timeout=60)
+            stack.wait_routed_exactly(layout.replica_ids | {extra}, timeout=60)
             print(f"new container on {new_host} routed by both edges {time.monotonic() - started:.1f} s after "
                   f"its start, with {victim}'s Consul stopped; {loop.summary()}")
             assert stack.fleet.ssh(victim, "docker inspect -f '{{.State.Running}}' autoproxy_consul").strip() \
@@ -192,7 +168,7 @@ def test_one_consul_server_stopped_routing_and_registration_go_on(fleet_stack, l
     finally:
         stack.fleet.ssh(victim, "docker start autoproxy_consul")
         stack.fleet.ssh(new_host, f"docker rm -f {EXTRA} >/dev/null 2>&1 || true")
-    wait_routed_exactly(stack, layout.replica_ids)
+    stack.wait_routed_exactly(layout.replica_ids)
 
 
 def test_a_killed_host_leaves_both_edges_in_time_and_comes_back(fleet_stack, layout):
@@ -217,7 +193,7 @@ def test_a_killed_host_leaves_both_edges_in_time_and_comes_back(fleet_stack, lay
             started = time.time()
             lab_docker("start", victim)
             wait_for_ssh(stack, victim)
-            wait_routed_exactly(stack, layout.replica_ids, timeout=120)
+            stack.wait_routed_exactly(layout.replica_ids, timeout=120)
             back = time.time() - started
         # From the host's death as its engine recorded it (`docker kill` itself took up to 2.6 s
         # here, under load): that record comes a little after the death, so this errs on the
@@ -247,7 +223,7 @@ def test_a_killed_host_leaves_both_edges_in_time_and_comes_back(fleet_stack, lay
         assert all(answer.started <= kill_returned for answer in lost), loop.summary()
     finally:
         ensure_running(stack, victim)
-    wait_routed_exactly(stack, layout.replica_ids)
+    stack.wait_routed_exactly(layout.replica_ids)
 
 
 def detection_bound(timing: CheckTiming) -> float:
@@ -295,7 +271,7 @@ def test_one_edge_killed_the_other_serves_everything(fleet_stack, layout):
             time.sleep(1)
             lab_docker("kill", victim)
             wait_until(f"{victim} to stop answering", lambda: stack.get(victim, HELLO)[0] == 0, timeout=30)
-            names, others = edge_names(stack, survivor, 4 * len(layout.replica_ids))
+            names, others = edge_answers(stack.fleet.hosts[survivor], 4 * len(layout.replica_ids))
             during = {host: stack.get(survivor, host)[0] for host in hosts_map}
             time.sleep(3)
         print(f"{survivor} with {victim} killed: {loop.summary()}; hosts {during}")
@@ -305,7 +281,7 @@ def test_one_edge_killed_the_other_serves_everything(fleet_stack, layout):
         assert 200 in during.values()
     finally:
         ensure_running(stack, victim)
-    wait_routed_exactly(stack, layout.replica_ids, timeout=120)
+    stack.wait_routed_exactly(layout.replica_ids, timeout=120)
 
 
 def test_a_host_cut_from_the_lab_network_rejoins_without_stale_routes(fleet_stack, layout):
@@ -370,7 +346,7 @@ def test_a_host_cut_from_the_lab_network_rejoins_without_stale_routes(fleet_stac
             lab_docker("network", "connect", network, victim)
         ensure_running(stack, victim)
         stack.fleet.ssh(victim, f"docker start {replica}")
-    wait_routed_exactly(stack, layout.replica_ids)
+    stack.wait_routed_exactly(layout.replica_ids)
 
 
 def catalog_containers(stack: FleetStack) -> list[str] | None:

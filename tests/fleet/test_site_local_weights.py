@@ -14,8 +14,8 @@ import json
 import shlex
 
 import pytest
-from fleet_support import failures, wait_until
-from test_site import HELLO, HOSTNAME_RE, published_servers, replicas_by_host
+from fleet_support import HELLO, answered_by, failures, wait_until
+from test_site import published_servers, replicas_by_host
 
 pytestmark = pytest.mark.fleet
 
@@ -65,9 +65,7 @@ def answers(stack, edge: str, requests: int) -> dict[str, int]:
     """How many of `requests` requests through an edge each replica (its hostname) answered; other statuses as ''."""
     counts: dict[str, int] = {}
     for _request in range(requests):
-        status, body = stack.get(edge, HELLO)
-        match = HOSTNAME_RE.search(body)
-        name = match.group(1) if status == 200 and match else ""
+        name = answered_by(*stack.get(edge, HELLO)) or ""
         counts[name] = counts.get(name, 0) + 1
     return counts
 

@@ -12,17 +12,14 @@ Runs after the other Swarm files (file order) and leaves the lab's stack in host
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from pathlib import Path
 
-from fleet_support import groups, http_get
+from fleet_support import groups, wait_routed_exactly
 from swarm_support import MANAGER, SERVICE, consul_get, host, running_tasks, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-HELLO = "www.hello.test"
 EDGE_PORT = 8080  # proxy_http_host_port in playbooks/swarm.yml
-HOSTNAME_RE = re.compile(r"My hostname is ([0-9a-f]+)")
 
 
 def registered_at_published_ports(fleet, replicas: int) -> list[dict] | None:
@@ -55,16 +52,6 @@ def test_host_mode_registers_each_task_at_its_nodes_address_and_published_port(s
     instances = wait_for("3 tasks registered at their nodes' addresses and published ports",
                          lambda: registered_at_published_ports(swarm_stack, 3))
     assert len({i["node"] for i in instances}) > 1
-    wanted = {i["hostname"] for i in instances}
-    for edge in groups(swarm_stack.facts)["edges"]:
-        def answered(edge=edge):
-            names, others = set(), []
-            for _try in range(4 * len(wanted)):
-                status, body = http_get(swarm_stack.hosts[edge], HELLO, port=EDGE_PORT)
-                match = HOSTNAME_RE.search(body)
-                if status == 200 and match:
-                    names.add(match.group(1))
-                else:
-                    others.append(status)
-            return True if names == wanted and not others else None
-        wait_for(f"edge {edge} to answer {HELLO} from exactly the tasks {sorted(wanted)}", answered, timeout=60)
+    edges = groups(swarm_stack.facts)["edges"]
+    wait_routed_exactly({edge: swarm_stack.hosts[edge] for edge in edges}, {i["hostname"] for i in instances},
+                        port=EDGE_PORT, timeout=60)
