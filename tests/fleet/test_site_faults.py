@@ -31,7 +31,7 @@ from fault_support import (
     replica_ports,
     wait_for_ssh,
 )
-from fleet_support import HELLO, FleetStack, edge_answers, failures, wait_until
+from fleet_support import HELLO, FleetStack, failures, wait_until
 
 pytestmark = pytest.mark.fleet
 
@@ -271,12 +271,16 @@ def test_one_edge_killed_the_other_serves_everything(fleet_stack, layout):
             time.sleep(1)
             lab_docker("kill", victim)
             wait_until(f"{victim} to stop answering", lambda: stack.get(victim, HELLO)[0] == 0, timeout=30)
-            names, others = edge_answers(stack.fleet.hosts[survivor], 4 * len(layout.replica_ids))
+            dead = time.time()
             during = {host: stack.get(survivor, host)[0] for host in hosts_map}
             time.sleep(3)
-        print(f"{survivor} with {victim} killed: {loop.summary()}; hosts {during}")
+        # Every replica among the loop's answers once the edge was gone: the survivor prefers its
+        # own host's replica (local-first weights, 10 to 1 in a fleet), so a few requests alone
+        # may all go there; the loop's seconds of requests span many whole rounds.
+        names = {answer.hostname for answer in loop.answers if answer.started >= dead and answer.hostname}
+        print(f"{survivor} with {victim} killed: {loop.summary()}; hosts {during}; answered by {sorted(names)}")
         assert loop.failed() == [], loop.summary()
-        assert names == layout.replica_ids and not others, (names, others)
+        assert names == layout.replica_ids, names
         assert during == before
         assert 200 in during.values()
     finally:
