@@ -167,7 +167,7 @@ class ContainerTasks:
         (an event), so what a full pass remembered of it is stale.
         """
         state = self.state(name)
-        if snapshot is not None and state.written_at >= taken:
+        if snapshot is not None and state.wrote_since(taken):
             snapshot = None
         if started:
             state.draining_until = None
@@ -212,7 +212,7 @@ class ContainerTasks:
         ``snapshot``: its services as the pass read them from Consul at monotonic time ``taken``.
         """
         state = self.state(name)
-        if state.written_at >= taken:
+        if state.wrote_since(taken):
             # Its own task wrote to Consul after the pass read it: compare with what Consul holds now.
             taken = time.monotonic()
             snapshot = self.owned_for(name)
@@ -320,7 +320,7 @@ class ContainerTasks:
             key = (registration["ID"], registration["Meta"][DIGEST_META])
             state.refused[key] = time.monotonic() + REFUSED_RETRY_SECONDS
             return
-        state.written_at = time.monotonic()
+        state.wrote()
         self.expected.mark(registration["ID"], True)
         self.claims.registered(name, registration["ID"])
         check: Mapping[str, Any] = registration.get("Check") or next(iter(registration.get("Checks") or []), {})
@@ -334,7 +334,7 @@ class ContainerTasks:
         self.consul.deregister_service(service_id)
         state = self.states.get(name)
         if state is not None:
-            state.written_at = time.monotonic()
+            state.wrote()
         log.info("deregistered %s (%s)%s", service_id, name, reason)
 
     # ---- small rules about the state

@@ -11,6 +11,7 @@ runs them one at a time), so it needs no lock; it is dropped when the container 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,14 @@ class ContainerState:
     probing: dict[str, tuple[str, threading.Event]] = field(default_factory=dict)  # ID -> (digest, cancel flag)
     desired: list[dict[str, Any]] | None = None   # registrations of the running container, for full passes
     written_at: float = float("-inf")             # monotonic time of its last register or deregister
+
+    def wrote(self) -> None:
+        """Note a register or deregister of this container's services, now."""
+        self.written_at = time.monotonic()
+
+    def wrote_since(self, taken: float) -> bool:
+        """Whether this container's services were written since monotonic time ``taken`` (a read then is stale)."""
+        return self.written_at >= taken
 
 
 class ExpectedServices:
