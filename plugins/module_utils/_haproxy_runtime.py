@@ -15,13 +15,18 @@ server with a ``cookie``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import HaproxyError, cli_command
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
+    CliSession,
+    HaproxyError,
+    cli_command,
+)
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
     HaproxySettings,
     server_arguments,
@@ -291,9 +296,31 @@ class RuntimeApi:
         self.map_name = settings.map_file
         self.drain_timeout = drain_timeout
         self.draining: dict[tuple[str, str], _Drain] = {}
+        self.session: CliSession | None = None
 
     def command(self, *words: Any) -> str:
-        return send_command(self.socket_path, _words(*words))
+        """One command; on the open session() if there is one, else on a connection of its own."""
+        text = _words(*words)
+        if self.session is None:
+            return send_command(self.socket_path, text)
+        try:
+            return self.session.command(text)
+        except HaproxyError as exc:
+            raise RuntimeApiError(str(exc)) from exc
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Commands sent inside share one connection (CliSession): one per update, not per command."""
+        if self.session is not None:
+            yield
+            return
+        try:
+            with CliSession(self.socket_path) as self.session:
+                yield
+        except HaproxyError as exc:
+            raise RuntimeApiError(str(exc)) from exc
+        finally:
+            self.session = None
 
     def expect(self, answer_ok: Callable[[str], bool], *words: Any) -> str:
         answer = self.command(*words)
@@ -302,9 +329,13 @@ class RuntimeApi:
         return answer
 
     def apply(self, steps: Iterable[Step]) -> None:
-        """Send each step in order; RuntimeApiError at the first one HAProxy refuses."""
-        for step in steps:
-            self.send(step)
+        """Send each step in order, on one connection; RuntimeApiError at the first one HAProxy refuses."""
+        steps = list(steps)
+        if not steps:
+            return
+        with self.batch():
+            for step in steps:
+                self.send(step)
 
     def send(self, step: Step) -> None:
         if isinstance(step, AddServer):
@@ -386,17 +417,22 @@ class RuntimeApi:
     def retry_removals(self) -> int:
         """Delete the draining servers that became idle; returns how many are still draining."""
         now = time.monotonic()
-        for (proxy, name), drain in list(self.draining.items()):
-            if now < drain.next_try:
-                continue
-            if now >= drain.deadline and not drain.shut_down:
-                self.command("shutdown", "sessions", "server", f"{proxy}/{name}")
-                drain.shut_down = True
-            if not self._try_delete(proxy, name):
-                drain.delay = min(drain.delay * 2, _DRAIN_RETRY_CAP)
-                # The deadline is kept: sessions are shut down on time, not at the next backoff step.
-                drain.next_try = now + drain.delay if drain.shut_down else min(now + drain.delay, drain.deadline)
+        due = [(key, drain) for key, drain in self.draining.items() if now >= drain.next_try]
+        if not due:
+            return len(self.draining)
+        with self.batch():
+            for (proxy, name), drain in due:
+                self._retry_removal(proxy, name, drain, now)
         return len(self.draining)
+
+    def _retry_removal(self, proxy: str, name: str, drain: _Drain, now: float) -> None:
+        if now >= drain.deadline and not drain.shut_down:
+            self.command("shutdown", "sessions", "server", f"{proxy}/{name}")
+            drain.shut_down = True
+        if not self._try_delete(proxy, name):
+            drain.delay = min(drain.delay * 2, _DRAIN_RETRY_CAP)
+            # The deadline is kept: sessions are shut down on time, not at the next backoff step.
+            drain.next_try = now + drain.delay if drain.shut_down else min(now + drain.delay, drain.deadline)
 
 
 _DRAIN_RETRY_FIRST = 0.1

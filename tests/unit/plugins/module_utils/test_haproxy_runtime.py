@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import write_files
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import CliSession, HaproxyError, write_files
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
     HaproxySettings,
     render_haproxy_config,
@@ -355,3 +355,31 @@ def _op_state(proxy, backend):
     """srv_op_state of the backend's only server: 0 DOWN, 2 UP (show servers state)."""
     (row,) = proxy.servers(backend).values()
     return row[5]
+
+
+def _cumulated_connections(proxy):
+    info = send_command(proxy.settings.runtime_socket, "show info")
+    return int(info.split("CumConns:")[1].split()[0])
+
+
+def test_one_update_is_one_connection_to_the_runtime_api(running, web_ports):
+    a, b, c = web_ports
+    proxy = running(table_of(instance("www", "a", a, ["hello"])))
+    before = _cumulated_connections(proxy)
+    plan = proxy.change(table_of(instance("www", "a", a, ["hello", "weight=5"]), instance("www", "b", b, ["hello"]),
+                                 instance("api", "c", c)))
+    assert len(plan.steps) >= 4, [step.kind for step in plan.steps]
+    # show info's own connection is the second one counted.
+    assert _cumulated_connections(proxy) - before == 2
+    assert proxy.ports_seen("api.test") == {f"port {c}"}
+    assert proxy.ports_seen("www.hello.test") == {f"port {a}", f"port {b}"}
+
+
+def test_a_cli_session_gives_each_command_its_own_answer_and_fails_when_haproxy_closes_it(running, web_ports):
+    proxy = running(table_of(instance("www", "a", web_ports[0], ["hello"])))
+    with CliSession(proxy.settings.runtime_socket) as session:
+        assert session.command("set server hello_www_backend/nope weight 3") == "No such server."
+        assert "Pid:" in session.command("show info")
+        assert session.command("set map nope.map a b").startswith("Unknown map identifier")
+        with pytest.raises(HaproxyError, match="closed while answering 'quit'"):
+            session.command("quit")
