@@ -13,6 +13,9 @@ backends (threads of this process, each answering with its port):
   (at most 10 s), render the whole config, restart HAProxy with ``-sf`` (no validation).
 * ``none``: the agent's HAProxy with no catalog change during the load at all: the baseline
   for the request rate during the churn.
+* ``frozen``: the same churn in Consul as ``agent``, with the agent stopped (SIGSTOP) once its
+  HAProxy routes the load, so nothing changes in HAProxy: what the churn itself (this harness
+  and Consul, on the same cores) costs the request rate, apart from the agent.
 
 Measured per mode: instance passing in Consul -> first 2xx routed to it (new instance of a
 service, and a new service), failed requests under wrk load (keep-alive and new connections)
@@ -20,7 +23,12 @@ across membership changes and new services, reloads; for the agent also its CPU 
 1,000 changes (its own and its finished children's, i.e. ``haproxy -c``), RSS and idle CPU. Then
 render + validate + apply at 1,000 services x 5 instances.
 
-    python3 bench/proxy/bench_proxy.py [--modes none,agent,seed] [--changes 1000] [--new-services 50] [--probes 20]
+    python3 bench/proxy/bench_proxy.py [--modes none,agent,seed,frozen] [--changes 1000] [--new-services 50]
+        [--probes 20] [--agent-tree DIR]
+
+``--agent-tree`` runs the agent (modes agent, none, frozen) from another checkout of this
+repository, e.g. a ``git worktree`` of an older commit, so both sides of a before/after pair
+run under this harness in one session; the 1,000 x 5 step always measures this tree's code.
 
 Needs docker, haproxy and wrk on the host. Not part of CI.
 """
@@ -33,6 +41,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -46,7 +55,7 @@ import uuid
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient  # noqa: E402
+from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError  # noqa: E402
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import fetch_instances  # noqa: E402
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (  # noqa: E402
     render_validated,
@@ -112,24 +121,23 @@ class Consul:
                         "-p", f"127.0.0.1:{self.port}:8500", "autoproxy/consul:1.8.7", "agent", "-dev",
                         "-client=0.0.0.0"], check=True, stdout=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"
+        # Kept-alive connections: the harness's own share of the CPU during the churn stays small.
+        self.client = ConsulClient(self.url)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
                 if self.get("/v1/status/leader"):
                     return
-            except OSError:
+            except ConsulError:
                 pass
             time.sleep(0.2)
         raise RuntimeError("Consul did not start")
 
     def get(self, path):
-        with urllib.request.urlopen(self.url + path, timeout=10) as resp:
-            return json.loads(resp.read() or b"null")
+        return self.client.request("GET", path)[0]
 
     def put(self, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        with urllib.request.urlopen(urllib.request.Request(self.url + path, data=data, method="PUT"), timeout=10):
-            pass
+        self.client.request("PUT", path, body=body)
 
     def register(self, service, iid, port, tags=(), status="passing"):
         self.put("/v1/agent/service/register", {"ID": iid, "Name": service, "Tags": list(tags), "Address": "127.0.0.1",
@@ -153,10 +161,10 @@ class AgentMode:
     name = "agent"
     churn = True
 
-    def __init__(self, consul, workdir, http_port):
+    def __init__(self, consul, workdir, http_port, tree=ROOT):
         self.dir = workdir
         self.http_port = http_port
-        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, ".collections"), AUTOPROXY_LOG_LEVEL="WARNING",
+        env = dict(os.environ, PYTHONPATH=collections_path(tree, workdir), AUTOPROXY_LOG_LEVEL="WARNING",
                    PYTHONFAULTHANDLER="1")
         self.log = open(f"{workdir}/agent.log", "w")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
@@ -183,11 +191,39 @@ class AgentMode:
         self.log.close()
 
 
+    def freeze(self):
+        """Nothing to do while the catalog changes: see FrozenMode."""
+
+
 class NoChangeMode(AgentMode):
     """The agent's HAProxy serving the same load while the catalog does not change at all."""
 
     name = "none"
     churn = False
+
+
+class FrozenMode(AgentMode):
+    """The agent's HAProxy serving the same load while the catalog changes as for ``agent``, with
+    the agent stopped: its HAProxy (a child process, not stopped) runs what it had."""
+
+    name = "frozen"
+
+    def freeze(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def stop(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+        super().stop()
+
+
+def collections_path(tree, workdir):
+    """A directory holding ansible_collections/autoproxy/stack -> ``tree``."""
+    if os.path.isdir(os.path.join(tree, ".collections", "ansible_collections")):
+        return os.path.join(tree, ".collections")
+    path = os.path.join(workdir, "collections")
+    os.makedirs(os.path.join(path, "ansible_collections", "autoproxy"))
+    os.symlink(os.path.abspath(tree), os.path.join(path, "ansible_collections", "autoproxy", "stack"))
+    return path
 
 
 class SeedMode:
@@ -290,7 +326,8 @@ def run_mode(mode_cls, consul, ports, args):
         consul.register("load", f"load-{i}", port)
     workdir = tempfile.mkdtemp(prefix=f"apbench-{mode_cls.name}-")
     http_port = free_port()
-    mode = mode_cls(consul, workdir, http_port)
+    mode = mode_cls(consul, workdir, http_port, args.agent_tree) if issubclass(mode_cls, AgentMode) \
+        else mode_cls(consul, workdir, http_port)
     result = {"mode": mode_cls.name}
     try:
         deadline = time.monotonic() + 30
@@ -317,7 +354,9 @@ def run_mode(mode_cls, consul, ports, args):
         close = wrk(http_port, duration, True, args.connections)
         time.sleep(1)
         extra = spare[5:]
-        agent_pid = mode.proc.pid if isinstance(mode, AgentMode) else None
+        agent_pid = mode.proc.pid if mode_cls is AgentMode else None
+        if isinstance(mode, AgentMode):
+            mode.freeze()
         cpu_before = cpu_seconds(agent_pid) if agent_pid else 0.0
         changes_started = time.monotonic()
         for change in range(args.changes if mode.churn else 0):
@@ -433,13 +472,14 @@ def main():
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--probe-gap", type=float, default=0.3)
     parser.add_argument("--modes", default="none,agent,seed")
+    parser.add_argument("--agent-tree", default=ROOT, help="checkout whose agents/proxy.py runs (default: this one)")
     args = parser.parse_args()
     ports = start_backends(40)
     consul = Consul()
     results = []
     try:
         for name in args.modes.split(","):
-            modes = {"agent": AgentMode, "none": NoChangeMode, "seed": SeedMode}
+            modes = {"agent": AgentMode, "none": NoChangeMode, "seed": SeedMode, "frozen": FrozenMode}
             results.append(run_mode(modes[name], consul, ports, args))
             print(json.dumps(results[-1]), flush=True)
     finally:
