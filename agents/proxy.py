@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ansible_collections.autoproxy.stack.agents._common import Backoff
+from ansible_collections.autoproxy.stack.agents._common import Backoff, Pacer
 from ansible_collections.autoproxy.stack.agents._haproxy_backend import HaproxyBackend
 from ansible_collections.autoproxy.stack.agents._proxy_backend import ProxyBackend
 from ansible_collections.autoproxy.stack.agents._proxy_guard import DropGuard
@@ -91,6 +91,7 @@ class ProxyAgent:
         self.builder = RoutingTableBuilder()
         self.local = local_weights_from_args(args)
         self.guard = DropGuard(args.confirm_after, args.fault_hold)
+        self.pacer = Pacer(args.debounce)
         self.changed = threading.Event()
         self.stopping = threading.Event()
         self.last_fault: float | None = None
@@ -230,9 +231,11 @@ class ProxyAgent:
             if not self.changed.wait(timeout=0.1):
                 continue
             # The catalog and the health watch answer one registration within milliseconds of
-            # each other: wait that long, so both cost one catalog read and one update.
-            self.stopping.wait(SETTLE)
+            # each other: wait that long, so both cost one catalog read and one update. While
+            # changes keep coming, the pacer spaces updates out; what comes meanwhile joins the next.
+            self.stopping.wait(max(SETTLE, self.pacer.delay(time.monotonic())))
             self.changed.clear()
+            self.pacer.spend(time.monotonic())
             try:
                 self.apply()
                 backoff.reset()
@@ -242,10 +245,6 @@ class ProxyAgent:
                     self.last_fault = time.monotonic()
                 self.changed.set()
                 backoff.sleep(self.stopping)
-                continue
-            # Leading-edge debounce: the first change went out at once, a burst after it is
-            # coalesced into one more apply.
-            self.stopping.wait(self.args.debounce)
         return 0
 
     def stop(self, *_signal: Any) -> None:

@@ -59,7 +59,8 @@ PROXY_SETTINGS: tuple[Setting, ...] = (
     _haproxy("runtime_socket", help="HAProxy's Runtime API socket"),
     Setting("haproxy", default="haproxy", help="HAProxy binary"),
     Setting("debounce", kind="float", default=0.2, minimum=0,
-            help="seconds to coalesce further changes after one is applied"),
+            help="while catalog changes keep coming, seconds between updates (each takes every change since the "
+                 "last); the first few after a quiet moment are applied at once"),
     _haproxy("check_interval", help="interval of HAProxy's own server checks"),
     _haproxy("check_fall", kind="int", help="failed checks before HAProxy takes a server out"),
     _haproxy("check_rise", kind="int", help="passed checks before HAProxy puts a server back"),
