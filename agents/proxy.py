@@ -102,6 +102,7 @@ class ProxyAgent:
         self.health_meaning: Any = None  # what in that answer can change a route, see keep_health()
         self.known: dict[Any, Any] = {}  # services fetch_instances() read again once, see there
         self.catalog_index: int | None = None  # the catalog watch's last index, None after a failure
+        self.nodes_read: Any = None  # the nodes watch's last answer, (nodes, index); None before one or after a failure
         # The last catalog read and what it held for: (listing, (catalog watch index, checks, last fault)).
         self.listing: tuple[CatalogListing, tuple[Any, ...]] | None = None
         self.applied_from: list[dict[str, Any]] | None = None  # instances of the last update, nothing held
@@ -138,7 +139,8 @@ class ProxyAgent:
         if self.listing is not None and None not in basis[:2] and self.listing[1] == basis \
                 and self.applied_from is not None:
             previous = self.listing[0]
-        instances, listing = read_instances(self.consul, checks=snapshot, known=self.known, previous=previous)
+        instances, listing = read_instances(self.consul, checks=snapshot, known=self.known, previous=previous,
+                                            nodes=self.nodes_read)
         self.listing = (listing, basis)
         if instances == self.applied_from and self.recheck_at is None:
             return False
@@ -194,6 +196,12 @@ class ProxyAgent:
         self.catalog_index = None if answer is None else answer[1]
         return True
 
+    def keep_nodes(self, answer: Any) -> bool:
+        """Keep the nodes watch's answer for read_instances() (None after a failure: it reads them
+        itself); a node that comes, goes or moves can change a route."""
+        self.nodes_read = answer
+        return True
+
     def keep_health(self, answer: Any) -> bool:
         """Keep the health watch's answer; True when it can change a route.
 
@@ -217,7 +225,8 @@ class ProxyAgent:
     def run(self) -> int:
         self.start()
         watches = (("catalog", self.consul.catalog_services, self.keep_catalog),
-                   ("health", self.consul.health_state, self.keep_health))
+                   ("health", self.consul.health_state, self.keep_health),
+                   ("nodes", self.consul.catalog_nodes, self.keep_nodes))
         for name, query, keep in watches:
             threading.Thread(target=self.watch, args=(name, query, keep), name="watch-" + name, daemon=True).start()
         backoff = Backoff(first=0.2, cap=2.0)

@@ -208,6 +208,9 @@ class ConsulClient:
     def catalog_services(self, index: int | None = None, wait: float = 60) -> tuple[Any, int | None]:
         return self._blocking("/v1/catalog/services", index, wait)
 
+    def catalog_nodes(self, index: int | None = None, wait: float = 60) -> tuple[Any, int | None]:
+        return self._blocking("/v1/catalog/nodes", index, wait)
+
     def health_state(self, index: int | None = None, wait: float = 60) -> tuple[Any, int | None]:
         return self._blocking("/v1/health/state/any", index, wait)
 

@@ -99,23 +99,30 @@ def read_instances(
     checks: tuple[list[dict[str, Any]], int | None] | None = None,
     known: dict[_Key, tuple[int, frozenset[str]]] | None = None,
     previous: CatalogListing | None = None,
+    nodes: tuple[list[dict[str, Any]], int | None] | None = None,
 ) -> tuple[list[dict[str, Any]], CatalogListing]:
     """fetch_instances(), and the CatalogListing it read: ``(instances, listing)``.
+
+    ``nodes``: a ``(value, index)`` answer of ``/v1/catalog/nodes`` the caller already holds (a
+    watch of it), which saves that request. Registering or removing a service leaves that
+    index where it is (it is the nodes table's; checked on Consul 1.8.7), so such a watch wakes
+    only when a node comes, goes or changes. A node the held answer does not list yet is read
+    at the next call after the watch saw it.
 
     ``previous``: a listing of an earlier call that the caller knows to hold every service as
     it still is (no catalog change since it was read, and the same checks exist, only their
     statuses may differ). Its services are taken again when ``/v1/catalog/nodes`` answers the
     same nodes at the same index (a node's address is the address of its services that have
-    none): a change of check statuses then costs one request, not 1 + nodes.
+    none): a change of check statuses then costs one request (none with ``nodes``), not 1 + nodes.
     """
-    nodes, index = client.request("GET", "/v1/catalog/nodes")
-    nodes = nodes or []
+    listed_nodes, index = nodes if nodes is not None else client.request("GET", "/v1/catalog/nodes")
+    nodes_now: list[dict[str, Any]] = listed_nodes or []
     all_checks, checks_index = checks if checks is not None else client.request("GET", "/v1/health/state/any")
-    if previous is not None and index is not None and index == previous.nodes_index and nodes == previous.nodes:
+    if previous is not None and index is not None and index == previous.nodes_index and nodes_now == previous.nodes:
         listing = previous
     else:
-        listing = CatalogListing(nodes, index, {})
-        for node in nodes:
+        listing = CatalogListing(nodes_now, index, {})
+        for node in nodes_now:
             name = node.get("Node", "")
             answer, _unused = client.request("GET", "/v1/catalog/node-services/" + path_segment(name))
             listing.services[name] = (answer or {}).get("Services") or []

@@ -132,3 +132,24 @@ def test_errors_name_the_request_and_the_reason(consul):
     with pytest.raises(ConsulError, match=r"^Consul GET /v1/status/leader failed: cannot reach consul:8500: "
                                           r"unknown url type"):
         ConsulClient("consul:8500").leader()
+
+
+def test_services_coming_and_going_leave_the_nodes_index_where_it_is(consul):
+    # The proxy agent's nodes watch (read_instances(nodes=...)) relies on this: it wakes only
+    # when a node changes, not on every registration.
+    client = ConsulClient(consul.url)
+    _nodes, nodes_index = client.catalog_nodes()
+    # A new agent updates its own node a few times as it syncs after its start: wait until a
+    # blocking query on the nodes sees 2 s without a change.
+    for _attempt in range(15):
+        _nodes, settled = client.catalog_nodes(index=nodes_index, wait=2)
+        if settled == nodes_index:
+            break
+        nodes_index = settled
+    _services, services_index = client.catalog_services()
+    client.register_service({"ID": "nodes-index-1", "Name": "nodes-index", "Port": 80,
+                             "Check": {"TTL": "60s", "Status": "passing"}})
+    client.deregister_service("nodes-index-1")
+    assert client.catalog_services()[1] > services_index
+    # What the watch would see: its blocking query waits out its time, no new index.
+    assert client.catalog_nodes(index=nodes_index, wait=1)[1] == nodes_index

@@ -211,3 +211,24 @@ def test_a_listing_is_read_again_when_the_nodes_moved():
         instances, listing = read_instances(consul, previous=previous)
         assert listing is not previous and instances == fresh
         assert len(consul.paths) == 2 + len(NODES)
+
+
+def test_nodes_the_caller_holds_are_not_read_again():
+    consul = FakeConsul()
+    instances, listing = read_instances(consul, checks=(CHECKS, 30), nodes=(NODES, 42))
+    assert sorted(consul.paths) == ["/v1/catalog/node-services/n1", "/v1/catalog/node-services/n2"]
+    assert instances == per_service(consul) and listing.nodes_index == 42
+    consul.paths.clear()
+    again, same = read_instances(consul, checks=(CHECKS, 31), nodes=(NODES, 42), previous=listing)
+    assert consul.paths == [] and same is listing, "a change of check statuses alone: no request at all"
+    assert again == instances
+
+
+def test_a_node_the_held_nodes_answer_adds_is_read():
+    consul = FakeConsul()
+    _unused, listing = read_instances(consul, checks=(CHECKS, 30), nodes=(NODES[:1], 42))
+    assert set(listing.services) == {NODES[0]["Node"]}, "what the held answer lists, nothing more"
+    consul.paths.clear()
+    instances, _unused = read_instances(consul, checks=(CHECKS, 30), nodes=(NODES, 43), previous=listing)
+    assert sorted(consul.paths) == ["/v1/catalog/node-services/n1", "/v1/catalog/node-services/n2"]
+    assert instances == per_service(consul)
