@@ -26,6 +26,8 @@ render + validate + apply at 1,000 services x 5 instances.
     python3 bench/proxy/bench_proxy.py [--modes none,agent,seed,frozen] [--changes 1000] [--new-services 50]
         [--probes 20] [--agent-tree DIR]
 
+``--churn-service other`` makes the instances come and go in a service that takes no load, so
+the request rate shows what applying the changes costs the traffic of other services.
 ``--agent-tree`` runs the agent (modes agent, none, frozen) from another checkout of this
 repository, e.g. a ``git worktree`` of an older commit, so both sides of a before/after pair
 run under this harness in one session; the 1,000 x 5 step always measures this tree's code.
@@ -362,7 +364,7 @@ def run_mode(mode_cls, consul, ports, args):
         for change in range(args.changes if mode.churn else 0):
             port = extra[change % len(extra)]
             iid = f"load-x{change}"
-            consul.register("load", iid, port)
+            consul.register(args.churn_service, iid, port)
             if change >= 2:
                 consul.deregister(f"load-x{change - 2}")
             if args.new_services and change % max(1, args.changes // args.new_services) == 0:
@@ -472,6 +474,8 @@ def main():
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--probe-gap", type=float, default=0.3)
     parser.add_argument("--modes", default="none,agent,seed")
+    parser.add_argument("--churn-service", default="load",
+                        help="service whose instances come and go during the load (default: the one under load)")
     parser.add_argument("--agent-tree", default=ROOT, help="checkout whose agents/proxy.py runs (default: this one)")
     args = parser.parse_args()
     ports = start_backends(40)
