@@ -192,7 +192,6 @@ class AgentMode:
             print(f"the agent did not stop within 60 s; its stacks are in {self.dir}/agent.log", flush=True)
         self.log.close()
 
-
     def freeze(self):
         """Nothing to do while the catalog changes: see FrozenMode."""
 

@@ -18,7 +18,11 @@ import urllib.request
 
 import pytest
 
-from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import CliSession, HaproxyError, write_files
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (
+    CliSession,
+    HaproxyError,
+    write_files,
+)
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
     HaproxySettings,
     render_haproxy_config,
