@@ -103,8 +103,12 @@ def cli_command(socket_path: str, command: str, timeout: float = 10.0) -> str:
                     break
                 chunks.append(chunk)
     except OSError as exc:
-        raise HaproxyError(f"HAProxy socket {socket_path}: {command!r} failed: {exc}") from exc
+        raise _failed(socket_path, command, exc) from exc
     return b"".join(chunks).decode("utf-8", "replace")
+
+
+def _failed(socket_path: str, command: str, exc: OSError) -> HaproxyError:
+    return HaproxyError(f"HAProxy socket {socket_path}: {command!r} failed: {exc}")
 
 
 class CliSession:
@@ -128,11 +132,13 @@ class CliSession:
         self.sock: socket.socket | None = None
 
     def __enter__(self) -> CliSession:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        self.sock = sock
         try:
-            sock.connect(self.socket_path)
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(self.timeout)
+                self.sock.connect(self.socket_path)
+            except OSError as exc:
+                raise _failed(self.socket_path, "prompt", exc) from exc
             self.command("prompt")
         except BaseException:
             self.close()
@@ -159,7 +165,7 @@ class CliSession:
                     raise HaproxyError(f"HAProxy socket {self.socket_path}: closed while answering {command!r}")
                 answer += chunk
         except OSError as exc:
-            raise HaproxyError(f"HAProxy socket {self.socket_path}: {command!r} failed: {exc}") from exc
+            raise _failed(self.socket_path, command, exc) from exc
         return answer[: -len(self.PROMPT)].decode("utf-8", "replace").strip()
 
 

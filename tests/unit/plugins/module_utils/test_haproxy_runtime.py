@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import http.server
 import socket
@@ -392,5 +393,30 @@ def test_a_cli_session_gives_each_command_its_own_answer_and_fails_when_haproxy_
         assert session.command("set server hello_www_backend/nope weight 3") == "No such server."
         assert "Pid:" in session.command("show info")
         assert session.command("set map nope.map a b").startswith("Unknown map identifier")
-        with pytest.raises(HaproxyError, match="closed while answering 'quit'"):
+        with pytest.raises(HaproxyError, match="'quit'"):
             session.command("quit")
+
+
+def test_a_runtime_api_that_cannot_connect_raises_its_own_error(running, web_ports, tmp_path):
+    # The agent falls back to a reload (update) or logs and goes on (tick) on RuntimeApiError;
+    # anything else would end it, and HAProxy with it.
+    api = RuntimeApi(str(tmp_path / "gone.sock"), HaproxySettings(spare_backends=1))
+    with pytest.raises(RuntimeApiError, match="gone.sock"):
+        api.apply([MapAdd("a.test", "b")])
+    a, b, _unused = web_ports
+    proxy = running(table_of(instance("www", "a", a, ["hello", "balance=first"]), instance("www", "b", b, ["hello"])))
+
+    def in_flight():  # a request in flight keeps the removed server draining; HAProxy's stop cuts it
+        with contextlib.suppress(OSError):
+            proxy.get("www.hello.test", 1.0)
+
+    slow = threading.Thread(target=in_flight)
+    slow.start()
+    time.sleep(0.3)
+    proxy.change(table_of(instance("www", "b", b, ["hello", "balance=first"])))
+    assert proxy.api.draining
+    proxy.stop()
+    slow.join()
+    time.sleep(0.2)
+    with pytest.raises(RuntimeApiError, match="admin.sock"):
+        proxy.api.retry_removals()
