@@ -299,7 +299,7 @@ class RuntimeApi:
         self.session: CliSession | None = None
 
     def command(self, *words: Any) -> str:
-        """One command; on the open session() if there is one, else on a connection of its own."""
+        """One command; on the connection of the batch() it runs in, else on a connection of its own."""
         text = _words(*words)
         if self.session is None:
             return send_command(self.socket_path, text)
