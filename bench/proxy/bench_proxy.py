@@ -154,7 +154,7 @@ class Consul:
             self.deregister(iid)
 
     def stop(self):
-        subprocess.run(["docker", "rm", "-f", self.name], stdout=subprocess.DEVNULL, check=False)
+        subprocess.run(["docker", "rm", "-f", "-v", self.name], stdout=subprocess.DEVNULL, check=False)
 
 
 class AgentMode:
