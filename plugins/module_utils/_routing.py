@@ -14,7 +14,7 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, List, Optional, Tuple
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._addresses import MAX_PORT, host_port, parse_port
 from ansible_collections.autoproxy.stack.plugins.module_utils._options import options_of
@@ -100,6 +100,7 @@ class _Instance:
         self.port = port
         self.passing = raw.get("passing") is True
         self.parsed = parsed
+        self.server_name = server_name(self.id, self.node)
 
     @property
     def sort_key(self) -> tuple[str, str, str]:
@@ -143,6 +144,53 @@ class _ShapeCache:
             shape = _Shape(service, parse_tags(tags, service=service), domains)
         self.used[key] = shape
         return shape
+
+
+_Checked = Tuple[Optional[_Instance], Optional[_Shape], List[str]]
+
+
+class _InstanceCache:
+    """Checked instances by every field _check_instance() reads; ``used`` holds those one build met.
+
+    Between two builds of the proxy agent most instances stay as they were: each is checked (and
+    its server name hashed) once for as long as it stays the same in the catalog. Only entries of
+    the usual types are kept (text fields, an int port, a list of text tags), so values that are
+    equal but of another type (port ``1`` and ``True``) never share a result.
+    """
+
+    def __init__(self, shapes: _ShapeCache, known: dict[Any, _Checked] | None = None) -> None:
+        self.shapes = shapes
+        self.known = known or {}
+        self.used: dict[Any, _Checked] = {}
+
+    def check(self, raw: Any, domains: list[str]) -> _Checked:
+        key = _instance_key(raw)
+        if key is None:
+            return _check_instance(raw, domains, self.shapes)
+        checked = self.used.get(key) or self.known.get(key)
+        if checked is None:
+            checked = _check_instance(raw, domains, self.shapes)
+        elif checked[1] is not None:
+            self.shapes.used[(key[0], key[6])] = checked[1]  # so the shape stays cached too
+        self.used[key] = checked
+        return checked
+
+
+def _instance_key(raw: Any) -> tuple[Any, ...] | None:
+    """(service, id, node, address, port, passing, tags) of a normalised entry of the usual types, else None."""
+    if type(raw) is not dict:
+        return None
+    get = raw.get
+    service, instance_id, node, address, port, tags = (get("service"), get("id"), get("node"), get("address"),
+                                                       get("port"), get("tags"))
+    # Exact types (no subclasses, no bool for int): equal keys must mean the same check result.
+    if not (type(service) is str and type(instance_id) is str and type(address) is str and type(port) is int
+            and (node is None or type(node) is str) and type(tags) is list):
+        return None
+    tag_key = tuple(tags)
+    if not all(type(tag) is str for tag in tag_key):
+        return None
+    return (service, instance_id, node, address, port, get("passing") is True, tag_key)
 
 
 def _check_instance(
@@ -201,7 +249,7 @@ class _Backend:
                 )
 
     def add_server(self, instance: _Instance, warnings: list[str], keys: list[str]) -> None:
-        name = server_name(instance.id, instance.node)
+        name = instance.server_name
         if name in self.server_names:
             warnings.append(
                 f"service {show(instance.service)} instance {show(instance.id)} on node {show(instance.node)} "
@@ -226,13 +274,13 @@ class _Backend:
 
 
 def _collect(
-    instances: Iterable[Any], domains: list[str], warnings: list[str], shapes: _ShapeCache
+    instances: Iterable[Any], domains: list[str], warnings: list[str], checks: _InstanceCache
 ) -> dict[str, _Backend]:
     checked: list[tuple[_Instance, _Shape]] = []
     for raw in instances:
         if isinstance(raw, dict) and raw.get("service") in UNROUTED_SERVICES:
             continue
-        instance, shape, instance_warnings = _check_instance(raw, domains, shapes)
+        instance, shape, instance_warnings = checks.check(raw, domains)
         warnings.extend(instance_warnings)
         if instance is not None and shape is not None:
             checked.append((instance, shape))
@@ -317,13 +365,15 @@ def build_routing_table(instances: Iterable[Any], domains: Any) -> dict[str, Any
 class RoutingTableBuilder:
     """build_routing_table() for a caller that builds again and again (the proxy agent).
 
-    What a service name and tag list decide (parsed tags, backends, hosts with domains) is kept
-    from one build to the next, so a build after a change parses only the tags it has not seen;
-    what the last build did not use is dropped.
+    What a service name and tag list decide (parsed tags, backends, hosts with domains) and each
+    checked instance are kept from one build to the next, so a build after a change parses only
+    the tags and checks only the instances it has not seen; what the last build did not use is
+    dropped.
     """
 
     def __init__(self) -> None:
         self._shapes: dict[Any, _Shape] = {}
+        self._checked: dict[Any, _Checked] = {}
         self._domains: Any = None
 
     def build(self, instances: Iterable[Any], domains: Any) -> dict[str, Any]:
@@ -332,10 +382,11 @@ class RoutingTableBuilder:
         kept_domains, domain_warnings = normalise_domains(domains)
         warnings.extend(domain_warnings)
         if kept_domains != self._domains:
-            self._shapes, self._domains = {}, kept_domains
+            self._shapes, self._checked, self._domains = {}, {}, kept_domains
         shapes = _ShapeCache(self._shapes)
-        backends = _collect(instances, kept_domains, warnings, shapes)
-        self._shapes = shapes.used
+        checks = _InstanceCache(shapes, self._checked)
+        backends = _collect(instances, kept_domains, warnings, checks)
+        self._shapes, self._checked = shapes.used, checks.used
         hosts = _resolve_hosts(backends, warnings)
         won: dict[str, list[str]] = {name: [] for name in backends}
         for host, name in hosts.items():

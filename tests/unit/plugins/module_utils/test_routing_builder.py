@@ -13,12 +13,14 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._routing import Ro
 
 TAG_SETS = [[], ["hello"], ["hello", "weight=3"], ["world.dev", "server_aliases=a.home,b.home"], ["sticky_session"],
             ["balance=leastconn", "maxconn=9"], ["bad tag", "weight=999"], "not a list"]
+# Equal as keys but not as values: a cached check of one must never answer for another.
+PORTS = [1, True, 1.0, "1", 8080]
 
 
 def catalog(rng: random.Random) -> list[dict[str, Any]]:
-    return [{"service": rng.choice(["www", "api", "shop", "www_hello", "bad name"]), "id": f"i{index}", "node": "n1",
-             "address": f"10.0.0.{index + 1}", "port": 8000 + index, "tags": rng.choice(TAG_SETS),
-             "passing": rng.random() > 0.2}
+    return [{"service": rng.choice(["www", "api", "shop", "www_hello", "bad name"]), "id": f"i{index}",
+             "address": f"10.0.0.{index + 1}", "port": rng.choice(PORTS), "tags": rng.choice(TAG_SETS),
+             "node": rng.choice(["n1", None, ""]), "passing": rng.random() > 0.2}
             for index in range(rng.randint(0, 12))]
 
 
@@ -36,3 +38,20 @@ def test_tags_no_catalog_holds_any_more_are_forgotten() -> None:
     builder.build([{"service": "www", "id": "a", "address": "10.0.0.1", "port": 80, "tags": ["hello"]}], ["test"])
     builder.build([{"service": "api", "id": "b", "address": "10.0.0.2", "port": 80, "tags": ["v2"]}], ["test"])
     assert list(builder._shapes) == [("api", ("v2",))]
+
+
+def test_a_port_of_another_type_is_checked_again() -> None:
+    builder = RoutingTableBuilder()
+    good = {"service": "www", "id": "a", "address": "10.0.0.1", "port": 1, "tags": [], "passing": True}
+    assert builder.build([good], ["test"])["backends"]["www_backend"]["servers"]
+    table = builder.build([dict(good, port=True)], ["test"])
+    assert table["backends"] == {}
+    assert any("port 'True'" in warning for warning in table["warnings"])
+
+
+def test_instances_no_catalog_holds_any_more_are_forgotten() -> None:
+    builder = RoutingTableBuilder()
+    builder.build([{"service": "www", "id": f"i{index}", "address": "10.0.0.1", "port": 80 + index, "tags": []}
+                   for index in range(50)], ["test"])
+    builder.build([{"service": "www", "id": "last", "address": "10.0.0.1", "port": 80, "tags": []}], ["test"])
+    assert [key[1] for key in builder._checked] == ["last"]
