@@ -38,7 +38,7 @@ class ConsulWatch:
         backoff = Backoff(first=0.1, cap=1.0)
         while not self.stopping.is_set():
             try:
-                _unused, new_index = self.consul.catalog_services(index=index, wait=30)
+                _unused, new_index = self.consul.catalog_services_index(index=index, wait=30)
                 missing: set[str] = self.missing_expected() if index is not None and new_index != index else set()
             except ConsulError as exc:
                 if not was_down:

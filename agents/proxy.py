@@ -224,7 +224,7 @@ class ProxyAgent:
 
     def run(self) -> int:
         self.start()
-        watches = (("catalog", self.consul.catalog_services, self.keep_catalog),
+        watches = (("catalog", self.consul.catalog_services_index, self.keep_catalog),
                    ("health", self.consul.health_state, self.keep_health),
                    ("nodes", self.consul.catalog_nodes, self.keep_nodes))
         for name, query, keep in watches:

@@ -77,8 +77,9 @@ class ConsulClient:
         self._prefix = urllib.parse.urlsplit(self.url).path
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None,
-                timeout: float | None = None) -> tuple[Any, int | None]:
-        """Return ``(decoded JSON or None, X-Consul-Index or None)``."""
+                timeout: float | None = None, decode: bool = True) -> tuple[Any, int | None]:
+        """Return ``(decoded JSON or None, X-Consul-Index or None)``; with ``decode`` False the body
+        is read but not decoded, and the first item is None."""
         query = ""
         if params:
             query = "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
@@ -93,6 +94,8 @@ class ConsulClient:
         if status >= 300:
             detail = raw.decode("utf-8", "replace").strip()
             raise ConsulError(f"Consul {method} {path} failed: HTTP {status} {detail}", status)
+        if not decode:
+            raw = b""
         try:
             decoded = json.loads(raw) if raw.strip() else None
         except ValueError as exc:
@@ -155,12 +158,12 @@ class ConsulClient:
             self._connections.discard(connection)
 
     def _blocking(self, path: str, index: int | None, wait: float,
-                  params: dict[str, Any] | None = None) -> tuple[Any, int | None]:
+                  params: dict[str, Any] | None = None, decode: bool = True) -> tuple[Any, int | None]:
         query = dict(params or {})
         if index:
             # Consul answers at the latest after `wait` plus up to wait/16 of jitter.
             query.update(index=index, wait=f"{wait}s")
-        return self.request("GET", path, params=query, timeout=wait + wait / 16 + 5 if index else None)
+        return self.request("GET", path, params=query, timeout=wait + wait / 16 + 5 if index else None, decode=decode)
 
     # ---- agent
     def leader(self) -> str:
@@ -205,8 +208,10 @@ class ConsulClient:
                      body={"Status": status, "Output": output})
 
     # ---- catalog and health (blocking queries when given the index of the previous answer)
-    def catalog_services(self, index: int | None = None, wait: float = 60) -> tuple[Any, int | None]:
-        return self._blocking("/v1/catalog/services", index, wait)
+    def catalog_services_index(self, index: int | None = None, wait: float = 60) -> tuple[None, int | None]:
+        """``(None, X-Consul-Index)`` of /v1/catalog/services, its body not decoded: for a watch
+        that only needs to know when a service was registered, changed or removed."""
+        return self._blocking("/v1/catalog/services", index, wait, decode=False)
 
     def catalog_nodes(self, index: int | None = None, wait: float = 60) -> tuple[Any, int | None]:
         return self._blocking("/v1/catalog/nodes", index, wait)

@@ -64,13 +64,13 @@ def test_each_thread_has_its_own_connection(consul):
     client.request("GET", "/v1/status/leader")
     mine = connections_to(consul.port)
     # A blocking query holds a connection for its whole wait: the other thread must not wait for it.
-    index = client.catalog_services()[1]
+    index = client.catalog_services_index()[1]
     other_done = threading.Event()
 
     def other():
         client.request("GET", "/v1/status/leader")
         other_done.set()
-        client.catalog_services(index=index, wait=3)
+        client.catalog_services_index(index=index, wait=3)
 
     thread = threading.Thread(target=other)
     thread.start()
@@ -100,12 +100,12 @@ def test_a_consul_restart_between_requests_costs_no_error(consul):
 
 def test_a_blocking_query_cut_by_a_restart_is_an_error_or_an_answer_never_a_hang(consul):
     client = ConsulClient(consul.url)
-    index = client.catalog_services()[1]
+    index = client.catalog_services_index()[1]
     outcome = []
 
     def watch():
         try:
-            outcome.append(client.catalog_services(index=index, wait=30))
+            outcome.append(client.catalog_services_index(index=index, wait=30))
         except ConsulError as exc:
             outcome.append(exc)
 
@@ -146,10 +146,12 @@ def test_services_coming_and_going_leave_the_nodes_index_where_it_is(consul):
         if settled == nodes_index:
             break
         nodes_index = settled
-    _services, services_index = client.catalog_services()
+    services_index = client.catalog_services_index()[1]
     client.register_service({"ID": "nodes-index-1", "Name": "nodes-index", "Port": 80,
                              "Check": {"TTL": "60s", "Status": "passing"}})
     client.deregister_service("nodes-index-1")
-    assert client.catalog_services()[1] > services_index
+    assert client.catalog_services_index()[1] > services_index
+    assert client.catalog_services_index()[1] == client.request("GET", "/v1/catalog/services")[1], \
+        "the undecoded read answers the index a decoded one does"
     # What the watch would see: its blocking query waits out its time, no new index.
     assert client.catalog_nodes(index=nodes_index, wait=1)[1] == nodes_index

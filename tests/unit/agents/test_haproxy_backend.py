@@ -100,7 +100,7 @@ def test_the_agent_keeps_which_checks_exist_with_the_answer_and_the_catalog_inde
         assert agent.health_read[1] == frozenset({("n1", "w1", "c1")}), "a status is not which checks exist"
         agent.keep_health(None)
         assert agent.health_read == (None, None) and agent.health_snapshot is None
-        assert agent.keep_catalog(({"web": []}, 7)) is True and agent.catalog_index == 7
+        assert agent.keep_catalog((None, 7)) is True and agent.catalog_index == 7
         agent.keep_catalog(None)
         assert agent.catalog_index is None, "after a failed watch, nothing read before is taken again"
     finally:

@@ -58,7 +58,7 @@ class FakeConsul(ConsulClient):
                             if check["Node"] == node and check["ServiceID"] in ("", service["ID"])]}
                 for node in sorted(self.services) for service in self.services[node] if service["Service"] == name]
 
-    def request(self, method, path, params=None, body=None, timeout=None):
+    def request(self, method, path, params=None, body=None, timeout=None, decode=True):
         assert method == "GET"
         self.paths.append(path)
         if path == "/v1/catalog/nodes":
