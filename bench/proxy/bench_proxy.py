@@ -5,7 +5,7 @@
 """Proxy agent benchmark: this agent vs the seed's mechanism, side by side in one run.
 
 Both modes run on this host with the host's HAProxy, a real Consul (container) and real HTTP
-backends (threads of this process, each answering with its port):
+backends (one asyncio process of their own, each answering with its port):
 
 * ``agent``: agents/proxy.py as it runs in the image (Runtime API, spare backends, reloads only
   when needed).
@@ -16,6 +16,8 @@ backends (threads of this process, each answering with its port):
 * ``frozen``: the same churn in Consul as ``agent``, with the agent stopped (SIGSTOP) once its
   HAProxy routes the load, so nothing changes in HAProxy: what the churn itself (this harness
   and Consul, on the same cores) costs the request rate, apart from the agent.
+* ``direct``: ``frozen``, and the harness itself sends each change to the agent's HAProxy with the
+  agent's Runtime API steps: what the changes cost HAProxy and the backends without the agent.
 
 Measured per mode: instance passing in Consul -> first 2xx routed to it (new instance of a
 service, and a new service), failed requests under wrk load (keep-alive and new connections)
@@ -23,7 +25,7 @@ across membership changes and new services, reloads; for the agent also its CPU 
 1,000 changes (its own and its finished children's, i.e. ``haproxy -c``), RSS and idle CPU. Then
 render + validate + apply at 1,000 services x 5 instances.
 
-    python3 bench/proxy/bench_proxy.py [--modes none,agent,seed,frozen] [--changes 1000] [--new-services 50]
+    python3 bench/proxy/bench_proxy.py [--modes none,agent,seed,frozen,direct] [--changes 1000] [--new-services 50]
         [--probes 20] [--agent-tree DIR]
 
 ``--churn-service other`` makes the instances come and go in a service that takes no load, so
@@ -41,6 +43,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import re
 import signal
@@ -57,6 +60,7 @@ import uuid
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
+from ansible_collections.autoproxy.stack.agents.proxy import parse_args as parse_proxy_args  # noqa: E402
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError  # noqa: E402
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import fetch_instances  # noqa: E402
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (  # noqa: E402
@@ -68,14 +72,18 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config im
     render_haproxy_config,
 )
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_runtime import (  # noqa: E402
+    AddServer,
+    RemoveServer,
     RunningState,
     RuntimeApi,
     plan_changes,
     send_command,
 )
+from ansible_collections.autoproxy.stack.plugins.module_utils._proxy_settings import haproxy_settings  # noqa: E402
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import (  # noqa: E402
     RoutingTableBuilder,
     build_routing_table,
+    server_name,
 )
 
 LABEL = "autoproxy.stack.bench=proxy"
@@ -106,15 +114,26 @@ async def _answer(reader, writer):
         writer.close()
 
 
-def start_backends(count):
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, daemon=True).start()
-
-    async def listen():
+def _serve_backends(count, ports_out):
+    async def main():
         servers = [await asyncio.start_server(_answer, "127.0.0.1", 0, backlog=512) for _unused in range(count)]
-        return [server.sockets[0].getsockname()[1] for server in servers]
+        ports_out.send([server.sockets[0].getsockname()[1] for server in servers])
+        await asyncio.Event().wait()
 
-    return asyncio.run_coroutine_threadsafe(listen(), loop).result(timeout=30)
+    asyncio.run(main())
+
+
+def start_backends(count):
+    """``count`` backends in a process of their own: the harness's churn (Consul writes, probes)
+    must not take the interpreter lock from the backends serving the load, or the churn alone
+    lowers the request rate (in one thread with them, the churn of ``frozen`` cost 9 %)."""
+    ports_in, ports_out = multiprocessing.Pipe(duplex=False)
+    process = multiprocessing.get_context("fork").Process(target=_serve_backends, args=(count, ports_out),
+                                                          name="bench-backends", daemon=True)
+    process.start()
+    if not ports_in.poll(30):
+        raise RuntimeError("the backends did not start")
+    return ports_in.recv()
 
 
 class Consul:
@@ -122,9 +141,10 @@ class Consul:
         self.port = free_port()
         # Unique per run: other runs of this bench may share the Docker engine.
         self.name = f"apbench-proxy-consul-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        subprocess.run(["docker", "run", "-d", "--name", self.name, "--label", LABEL, "--label", "SERVICE_IGNORE=true",
-                        "-p", f"127.0.0.1:{self.port}:8500", "autoproxy/consul:1.8.7", "agent", "-dev",
-                        "-client=0.0.0.0"], check=True, stdout=subprocess.DEVNULL)
+        self.id = subprocess.run(["docker", "run", "-d", "--name", self.name, "--label", LABEL, "--label",
+                                  "SERVICE_IGNORE=true", "-p", f"127.0.0.1:{self.port}:8500", "autoproxy/consul:1.8.7",
+                                  "agent", "-dev", "-client=0.0.0.0"],
+                                 check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
         self.url = f"http://127.0.0.1:{self.port}"
         # Kept-alive connections: the harness's own share of the CPU during the churn stays small.
         self.client = ConsulClient(self.url)
@@ -159,6 +179,16 @@ class Consul:
     def stop(self):
         subprocess.run(["docker", "rm", "-f", "-v", self.name], stdout=subprocess.DEVNULL, check=False)
 
+    def cpu_seconds(self):
+        """CPU seconds the container has used (its cgroup, v1 or v2 with the cgroupfs driver); None if unknown."""
+        for path, scale in ((f"/sys/fs/cgroup/cpuacct/docker/{self.id}/cpuacct.usage", 1e-9),
+                            (f"/sys/fs/cgroup/docker/{self.id}/cpu.stat", 1e-6)):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(path) as handle:
+                    text = handle.read()
+                return int(text.split()[1] if "usage_usec" in text else text) * scale
+        return None
+
 
 class AgentMode:
     """agents/proxy.py as a subprocess with the host's HAProxy."""
@@ -172,11 +202,12 @@ class AgentMode:
         env = dict(os.environ, PYTHONPATH=collections_path(tree, workdir), AUTOPROXY_LOG_LEVEL="WARNING",
                    PYTHONFAULTHANDLER="1")
         self.log = open(f"{workdir}/agent.log", "w")  # noqa: SIM115 (closed in stop())
+        self.options = ["--consul", consul.url, "--domains", "test", f"--http-port={http_port}",
+                        f"--stats-port={free_port()}", f"--config-dir={workdir}/cfg",
+                        f"--master-socket={workdir}/master.sock", f"--runtime-socket={workdir}/admin.sock",
+                        "--debounce=0.05", "--rename-after=0"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ansible_collections.autoproxy.stack.agents", "proxy", "--consul", consul.url,
-             "--domains", "test", f"--http-port={http_port}", f"--stats-port={free_port()}",
-             f"--config-dir={workdir}/cfg", f"--master-socket={workdir}/master.sock",
-             f"--runtime-socket={workdir}/admin.sock", "--debounce=0.05", "--rename-after=0"],
+            [sys.executable, "-m", "ansible_collections.autoproxy.stack.agents", "proxy", *self.options],
             env=env, stdout=subprocess.DEVNULL, stderr=self.log)
 
     def reloads(self):
@@ -198,6 +229,9 @@ class AgentMode:
     def freeze(self):
         """Nothing to do while the catalog changes: see FrozenMode."""
 
+    def churned(self, service, added, removed):
+        """One change of the churn made in Consul: ``added`` (id, port) and ``removed`` id or None."""
+
 
 class NoChangeMode(AgentMode):
     """The agent's HAProxy serving the same load while the catalog does not change at all."""
@@ -218,6 +252,31 @@ class FrozenMode(AgentMode):
     def stop(self):
         os.kill(self.proc.pid, signal.SIGCONT)
         super().stop()
+
+
+class DirectMode(FrozenMode):
+    """``frozen``, and the harness applies each change of the churn to the stopped agent's HAProxy
+    itself, with the agent's own Runtime API steps (AddServer, then RemoveServer and the
+    deletion of drained servers): what the changes cost HAProxy, the backends and the load, without
+    the agent's and Consul's work for them. New services are left out (they need spare backends
+    and the map). Only for the churn of the service under load, whose backend HAProxy runs."""
+
+    name = "direct"
+
+    def __init__(self, consul, workdir, http_port, tree=ROOT):
+        super().__init__(consul, workdir, http_port, tree)
+        settings = haproxy_settings(parse_proxy_args(self.options))
+        self.api = RuntimeApi(f"{workdir}/admin.sock", settings)
+
+    def churned(self, service, added, removed):
+        steps = []
+        if added is not None:
+            steps.append(AddServer(f"{service}_backend", {"name": server_name(added[0], "bench"), "id": added[0],
+                                                          "address": "127.0.0.1", "port": added[1]}, {}))
+        if removed is not None:
+            steps.append(RemoveServer(f"{service}_backend", server_name(removed, "bench")))
+        self.api.apply(steps)
+        self.api.retry_removals()
 
 
 def collections_path(tree, workdir):
@@ -270,6 +329,9 @@ class SeedMode:
 
     def reloads(self):
         return self.restarts
+
+    def churned(self, service, added, removed):
+        """The catalog watch sees the churn."""
 
     def stop(self):
         self.stopping.set()
@@ -362,6 +424,7 @@ def run_mode(mode_cls, consul, ports, args):
         if isinstance(mode, AgentMode):
             mode.freeze()
         cpu_before = cpu_seconds(agent_pid) if agent_pid else 0.0
+        consul_before = consul.cpu_seconds()
         changes_started = time.monotonic()
         for change in range(args.changes if mode.churn else 0):
             port = extra[change % len(extra)]
@@ -369,12 +432,18 @@ def run_mode(mode_cls, consul, ports, args):
             consul.register(args.churn_service, iid, port)
             if change >= 2:
                 consul.deregister(f"load-x{change - 2}")
+            mode.churned(args.churn_service, (iid, port), f"load-x{change - 2}" if change >= 2 else None)
             if args.new_services and change % max(1, args.changes // args.new_services) == 0:
                 consul.register(f"svc{change}", f"s-{change}", extra[(change + 1) % len(extra)])
             time.sleep(args.change_every)
         if not mode.churn:
             time.sleep(args.changes * args.change_every)
         changes_took = time.monotonic() - changes_started
+        consul_after = consul.cpu_seconds()
+        if consul_before is not None and consul_after is not None and mode.churn:
+            # Consul's share: the harness's writes, and for the agent its watches' answers and reads.
+            result["consul_cpu_seconds_per_1000_changes"] = round((consul_after - consul_before) * 1000
+                                                                  / max(1, args.changes), 2)
         if agent_pid and mode.churn:
             # Sampled once the changes stop: what the agent spent applying them, per 1,000.
             time.sleep(1)
@@ -497,7 +566,8 @@ def main():
     results = []
     try:
         for name in args.modes.split(","):
-            modes = {"agent": AgentMode, "none": NoChangeMode, "seed": SeedMode, "frozen": FrozenMode}
+            modes = {"agent": AgentMode, "none": NoChangeMode, "seed": SeedMode, "frozen": FrozenMode,
+                     "direct": DirectMode}
             results.append(run_mode(modes[name], consul, ports, args))
             print(json.dumps(results[-1]), flush=True)
     finally:
