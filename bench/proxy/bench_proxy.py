@@ -259,22 +259,31 @@ class DirectMode(FrozenMode):
     itself, with the agent's own Runtime API steps (AddServer, then RemoveServer and the
     deletion of drained servers): what the changes cost HAProxy, the backends and the load, without
     the agent's and Consul's work for them. New services are left out (they need spare backends
-    and the map). Only for the churn of the service under load, whose backend HAProxy runs."""
+    and the map). The churned service's backend is the one HAProxy routes ``<service>.test`` to
+    (a spare for ``--churn-service other``, defined by its anchor before the agent stopped)."""
 
     name = "direct"
 
     def __init__(self, consul, workdir, http_port, tree=ROOT):
         super().__init__(consul, workdir, http_port, tree)
-        settings = haproxy_settings(parse_proxy_args(self.options))
-        self.api = RuntimeApi(f"{workdir}/admin.sock", settings)
+        self.settings = haproxy_settings(parse_proxy_args(self.options))
+        self.api = RuntimeApi(f"{workdir}/admin.sock", self.settings)
+        self.proxies = {}
+
+    def proxy(self, service):
+        if service not in self.proxies:
+            answer = send_command(f"{self.dir}/admin.sock", f"show map {self.settings.map_file}")
+            routes = dict(line.split()[1:3] for line in answer.splitlines() if len(line.split()) == 3)
+            self.proxies[service] = routes[f"{service}.test"]
+        return self.proxies[service]
 
     def churned(self, service, added, removed):
         steps = []
         if added is not None:
-            steps.append(AddServer(f"{service}_backend", {"name": server_name(added[0], "bench"), "id": added[0],
-                                                          "address": "127.0.0.1", "port": added[1]}, {}))
+            steps.append(AddServer(self.proxy(service), {"name": server_name(added[0], "bench"), "id": added[0],
+                                                         "address": "127.0.0.1", "port": added[1]}, {}))
         if removed is not None:
-            steps.append(RemoveServer(f"{service}_backend", server_name(removed, "bench")))
+            steps.append(RemoveServer(self.proxy(service), server_name(removed, "bench")))
         self.api.apply(steps)
         self.api.retry_removals()
 
@@ -404,6 +413,9 @@ def run_mode(mode_cls, consul, ports, args):
         joins, news = [], []
         # A critical instance keeps the service's backend defined while probes come and go.
         consul.register("member", "m-anchor", spare[-1], status="critical")
+        if args.churn_service != "load":
+            # The same for the churned service: its backend exists before the load, in every mode.
+            consul.register(args.churn_service, "churn-anchor", spare[-1], status="critical")
         time.sleep(3)
         for i in range(args.probes):
             joins.append(time_to_route(consul, http_port, "member", f"m-{i}", spare[i % len(spare)], "member.test"))
