@@ -178,17 +178,18 @@ class _InstanceCache:
 
 def _instance_key(raw: Any) -> tuple[Any, ...] | None:
     """(service, id, node, address, port, passing, tags) of a normalised entry of the usual types, else None."""
-    if type(raw) is not dict:
+    if not isinstance(raw, dict):
         return None
     get = raw.get
     service, instance_id, node, address, port, tags = (get("service"), get("id"), get("node"), get("address"),
                                                        get("port"), get("tags"))
-    # Exact types (no subclasses, no bool for int): equal keys must mean the same check result.
-    if not (type(service) is str and type(instance_id) is str and type(address) is str and type(port) is int
-            and (node is None or type(node) is str) and type(tags) is list):
+    # An int port, never a bool, a float or text: equal keys must mean the same check result.
+    if not (isinstance(service, str) and isinstance(instance_id, str) and isinstance(address, str)
+            and isinstance(port, int) and not isinstance(port, bool) and (node is None or isinstance(node, str))
+            and isinstance(tags, list)):
         return None
     tag_key = tuple(tags)
-    if not all(type(tag) is str for tag in tag_key):
+    if not all(isinstance(tag, str) for tag in tag_key):
         return None
     return (service, instance_id, node, address, port, get("passing") is True, tag_key)
 
