@@ -18,6 +18,8 @@ backends (one asyncio process of their own, each answering with its port):
   and Consul, on the same cores) costs the request rate, apart from the agent.
 * ``direct``: ``frozen``, and the harness itself sends each change to the agent's HAProxy with the
   agent's Runtime API steps: what the changes cost HAProxy and the backends without the agent.
+* ``direct-slots``: ``direct`` with pre-declared server slots changed by ``set server`` instead of
+  ``add server`` and ``del server``.
 
 Measured per mode: instance passing in Consul -> first 2xx routed to it (new instance of a
 service, and a new service), failed requests under wrk load (keep-alive and new connections)
@@ -25,8 +27,8 @@ across membership changes and new services, reloads; for the agent also its CPU 
 1,000 changes (its own and its finished children's, i.e. ``haproxy -c``), RSS and idle CPU. Then
 render + validate + apply at 1,000 services x 5 instances.
 
-    python3 bench/proxy/bench_proxy.py [--modes none,agent,seed,frozen,direct] [--changes 1000] [--new-services 50]
-        [--probes 20] [--agent-tree DIR]
+    python3 bench/proxy/bench_proxy.py [--modes none,agent,seed,frozen,direct,direct-slots] [--changes 1000]
+        [--new-services 50] [--probes 20] [--agent-tree DIR]
 
 ``--churn-service other`` makes the instances come and go in a service that takes no load, so
 the request rate shows what applying the changes costs the traffic of other services.
@@ -286,6 +288,43 @@ class DirectMode(FrozenMode):
             steps.append(RemoveServer(self.proxy(service), server_name(removed, "bench")))
         self.api.apply(steps)
         self.api.retry_removals()
+
+
+class DirectSlotsMode(DirectMode):
+    """``direct`` with pre-declared server slots instead of ``add server``/``del server``: each new
+    instance takes the next of 4 slots (``set server addr``, ``set server health up``, ``state
+    ready``), each removed one puts its slot in maintenance. In HAProxy 2.6 ``add server`` and
+    ``del server`` run under thread isolation, these commands do not: the rate of this mode
+    against ``direct`` is what slots would gain. The slots are added at the first change."""
+
+    name = "direct-slots"
+    SLOTS = 4
+
+    def __init__(self, consul, workdir, http_port, tree=ROOT):
+        super().__init__(consul, workdir, http_port, tree)
+        self.slot_of = {}
+        self.next_slot = 0
+
+    def churned(self, service, added, removed):
+        proxy = self.proxy(service)
+        with self.api.batch():
+            if self.next_slot == 0:
+                for slot in range(self.SLOTS):
+                    self.api.apply([AddServer(proxy, {"name": f"slot{slot}", "id": f"slot{slot}",
+                                                      "address": "127.0.0.1", "port": added[1]}, {})])
+                    self.api.expect(lambda answer: answer == "", "set", "server", f"{proxy}/slot{slot}", "state",
+                                    "maint")
+            if added is not None:
+                slot = f"slot{self.next_slot % self.SLOTS}"
+                self.next_slot += 1
+                self.slot_of[added[0]] = slot
+                self.api.expect(lambda answer: "changed" in answer or "no need" in answer,
+                                "set", "server", f"{proxy}/{slot}", "addr", "127.0.0.1", "port", added[1])
+                self.api.expect(lambda answer: answer == "", "set", "server", f"{proxy}/{slot}", "health", "up")
+                self.api.expect(lambda answer: answer == "", "set", "server", f"{proxy}/{slot}", "state", "ready")
+            if removed is not None:
+                self.api.expect(lambda answer: answer == "",
+                                "set", "server", f"{proxy}/{self.slot_of.pop(removed)}", "state", "maint")
 
 
 def collections_path(tree, workdir):
@@ -579,7 +618,7 @@ def main():
     try:
         for name in args.modes.split(","):
             modes = {"agent": AgentMode, "none": NoChangeMode, "seed": SeedMode, "frozen": FrozenMode,
-                     "direct": DirectMode}
+                     "direct": DirectMode, "direct-slots": DirectSlotsMode}
             results.append(run_mode(modes[name], consul, ports, args))
             print(json.dumps(results[-1]), flush=True)
     finally:
