@@ -94,12 +94,12 @@ class ConsulClient:
         if status >= 300:
             detail = raw.decode("utf-8", "replace").strip()
             raise ConsulError(f"Consul {method} {path} failed: HTTP {status} {detail}", status)
-        if not decode:
-            raw = b""
-        try:
-            decoded = json.loads(raw) if raw.strip() else None
-        except ValueError as exc:
-            raise ConsulError(f"Consul {method} {path} answered something that is not JSON") from exc
+        decoded = None
+        if decode and raw.strip():
+            try:
+                decoded = json.loads(raw)
+            except ValueError as exc:
+                raise ConsulError(f"Consul {method} {path} answered something that is not JSON") from exc
         return decoded, (int(index) if index and index.isdigit() else None)
 
     def close(self) -> None:

@@ -136,14 +136,25 @@ class _ShapeCache:
         self.used: dict[Any, _Shape] = {}
 
     def shape(self, service: str, tags: Any, domains: list[str]) -> _Shape:
-        key = (service, tuple(tags)) if isinstance(tags, list) and all(isinstance(t, str) for t in tags) else None
-        if key is None:
+        tag_key = _tag_key(tags)
+        if tag_key is None:
             return _Shape(service, parse_tags(tags, service=service), domains)
-        shape = self.used.get(key) or self.known.get(key)
+        shape = self.used.get((service, tag_key)) or self.known.get((service, tag_key))
         if shape is None:
             shape = _Shape(service, parse_tags(tags, service=service), domains)
-        self.used[key] = shape
+        self.keep(service, tag_key, shape)
         return shape
+
+    def keep(self, service: str, tag_key: tuple[str, ...], shape: _Shape) -> None:
+        """Mark a shape as used by this build (so it stays cached), also when it came from elsewhere."""
+        self.used[(service, tag_key)] = shape
+
+
+def _tag_key(tags: Any) -> tuple[str, ...] | None:
+    """A tag list as a cache key: a tuple when it is a list of text, else None (not cached)."""
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        return None
+    return tuple(tags)
 
 
 _Checked = Tuple[Optional[_Instance], Optional[_Shape], List[str]]
@@ -171,7 +182,8 @@ class _InstanceCache:
         if checked is None:
             checked = _check_instance(raw, domains, self.shapes)
         elif checked[1] is not None:
-            self.shapes.used[(key[0], key[6])] = checked[1]  # so the shape stays cached too
+            service, *_unused, tag_key = key
+            self.shapes.keep(service, tag_key, checked[1])
         self.used[key] = checked
         return checked
 
@@ -184,12 +196,10 @@ def _instance_key(raw: Any) -> tuple[Any, ...] | None:
     service, instance_id, node, address, port, tags = (get("service"), get("id"), get("node"), get("address"),
                                                        get("port"), get("tags"))
     # An int port, never a bool, a float or text: equal keys must mean the same check result.
+    tag_key = _tag_key(tags)
     if not (isinstance(service, str) and isinstance(instance_id, str) and isinstance(address, str)
             and isinstance(port, int) and not isinstance(port, bool) and (node is None or isinstance(node, str))
-            and isinstance(tags, list)):
-        return None
-    tag_key = tuple(tags)
-    if not all(isinstance(tag, str) for tag in tag_key):
+            and tag_key is not None):
         return None
     return (service, instance_id, node, address, port, get("passing") is True, tag_key)
 
