@@ -312,19 +312,21 @@ class DirectSlotsMode(DirectMode):
                 for slot in range(self.SLOTS):
                     self.api.apply([AddServer(proxy, {"name": f"slot{slot}", "id": f"slot{slot}",
                                                       "address": "127.0.0.1", "port": added[1]}, {})])
-                    self.api.expect(lambda answer: answer == "", "set", "server", f"{proxy}/slot{slot}", "state",
-                                    "maint")
+                    self.set_server(proxy, f"slot{slot}", "state", "maint")
             if added is not None:
                 slot = f"slot{self.next_slot % self.SLOTS}"
                 self.next_slot += 1
                 self.slot_of[added[0]] = slot
-                self.api.expect(lambda answer: "changed" in answer or "no need" in answer,
-                                "set", "server", f"{proxy}/{slot}", "addr", "127.0.0.1", "port", added[1])
-                self.api.expect(lambda answer: answer == "", "set", "server", f"{proxy}/{slot}", "health", "up")
-                self.api.expect(lambda answer: answer == "", "set", "server", f"{proxy}/{slot}", "state", "ready")
+                self.set_server(proxy, slot, "addr", "127.0.0.1", "port", added[1],
+                                answer_ok=lambda answer: "changed" in answer or "no need" in answer)
+                self.set_server(proxy, slot, "health", "up")
+                self.set_server(proxy, slot, "state", "ready")
             if removed is not None:
-                self.api.expect(lambda answer: answer == "",
-                                "set", "server", f"{proxy}/{self.slot_of.pop(removed)}", "state", "maint")
+                self.set_server(proxy, self.slot_of.pop(removed), "state", "maint")
+
+    def set_server(self, proxy, slot, *words, answer_ok=lambda answer: answer == ""):
+        """``set server <proxy>/<slot> <words>``; RuntimeApiError unless HAProxy's answer is ``answer_ok``."""
+        self.api.expect(answer_ok, "set", "server", f"{proxy}/{slot}", *words)
 
 
 def collections_path(tree, workdir):
