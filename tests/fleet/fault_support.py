@@ -64,9 +64,9 @@ class CheckTiming:
 def check_timing(stack: FleetStack, edge: str) -> CheckTiming:
     """Read the check settings of www.hello.test's backend from the config the proxy role rendered on an edge."""
     fleet = stack.fleet
-    backend = dict(line.split() for line in fleet.ssh(edge, f"docker exec autoproxy_proxy cat {HOSTS_MAP}")
+    backend = dict(line.split() for line in fleet.docker_exec(edge, "autoproxy_proxy", f"cat {HOSTS_MAP}")
                    .splitlines() if line.strip())[HELLO]
-    config = fleet.ssh(edge, f"docker exec autoproxy_proxy cat {HAPROXY_CFG}")
+    config = fleet.docker_exec(edge, "autoproxy_proxy", f"cat {HAPROXY_CFG}")
     section = re.search(rf"^backend {re.escape(backend)}\n((?:    .*\n)*)", config, re.M)
     defaults = re.search(r"^defaults\n((?:    .*\n)*)", config, re.M)
     if section is None or defaults is None:

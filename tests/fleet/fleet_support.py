@@ -54,11 +54,40 @@ class Fleet:
 
     def ssh(self, host: str, command: str, timeout: float = 60) -> str:
         """Run a shell command on a lab host over SSH (the lab's ssh_config); its stdout."""
-        proc = subprocess.run(["ssh", "-F", self.facts["ssh_config"], "-o", "BatchMode=yes", host, command],
+        return self._checked(host, command, self._ssh(host, command, timeout))
+
+    def docker_exec(self, host: str, container: str, command: str, tries: int = 3) -> str:
+        """`docker exec <container> <command>` on a lab host (command: shell words); its stdout.
+
+        Exit 126 is docker's "the command did not start in the container" (OCI runtime exec
+        failed): the command never ran. Seen once in CI, on a lab host's nested engine under
+        load, so it is tried again, up to `tries` times in all, each retry printed. Any other
+        failure fails the test at once, as in ssh().
+        """
+        line = f"docker exec {container} {command}"
+        for attempt in range(1, tries + 1):
+            proc = self._ssh(host, line, 60)
+            if proc.returncode != DOCKER_EXEC_NOT_STARTED or attempt == tries:
+                break
+            print(f"{host}: {line!r} did not start (exit 126: {proc.stdout.strip()[-300:]!r}), trying again")
+            time.sleep(1)
+        return self._checked(host, line, proc)
+
+    def _ssh(self, host: str, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ssh", "-F", self.facts["ssh_config"], "-o", "BatchMode=yes", host, command],
                               capture_output=True, text=True, timeout=timeout, check=False)
+
+    @staticmethod
+    def _checked(host: str, command: str, proc: subprocess.CompletedProcess[str]) -> str:
         if proc.returncode != 0:
-            pytest.fail(f"ssh {host} {command!r} exited {proc.returncode}: {proc.stderr.strip()}")
+            # docker exec writes a failure to start the command (exit 126) to stdout, not stderr.
+            pytest.fail(f"ssh {host} {command!r} exited {proc.returncode}: "
+                        f"stderr {proc.stderr.strip()!r}, stdout {proc.stdout.strip()[-2000:]!r}")
         return proc.stdout
+
+
+# docker exec's exit code when the runtime could not start the command (docker run reference, "Exit status").
+DOCKER_EXEC_NOT_STARTED = 126
 
 
 def task_results(result: dict, task_name: str) -> dict[str, dict]:

@@ -40,13 +40,13 @@ def remove_consul(fleet, host: str) -> None:
 
 def members(fleet, host: str) -> dict[str, tuple[str, str, str]]:
     """`consul members` seen from host: {node: (address, status, type)}."""
-    lines = fleet.ssh(host, f"docker exec {CONTAINER} consul members").splitlines()[1:]
+    lines = fleet.docker_exec(host, CONTAINER, "consul members").splitlines()[1:]
     return {cols[0]: (cols[1].rsplit(":", 1)[0], cols[2], cols[3]) for cols in (line.split() for line in lines)}
 
 
 def raft_peers(fleet, host: str) -> dict[str, tuple[str, str]]:
     """`consul operator raft list-peers` from host: {node: (state, voter)}."""
-    lines = fleet.ssh(host, f"docker exec {CONTAINER} consul operator raft list-peers").splitlines()[1:]
+    lines = fleet.docker_exec(host, CONTAINER, "consul operator raft list-peers").splitlines()[1:]
     return {cols[0]: (cols[3], cols[4]) for cols in (line.split() for line in lines)}
 
 
@@ -118,7 +118,7 @@ def test_gossip_is_encrypted_with_the_key_kept_on_the_controller(first_run, flee
     for host in lab_facts["hosts"]:
         assert json.loads(fleet.ssh(host, f"cat {CONFIG_DIR}/gossip.json")) == {"encrypt": key}
         assert fleet.ssh(host, f"stat -c %a {CONFIG_DIR}/gossip.json").strip() == "600"
-        info = fleet.ssh(host, f"docker exec {CONTAINER} consul info")
+        info = fleet.docker_exec(host, CONTAINER, "consul info")
         serf_lan = info.split("serf_lan:")[1]
         assert "encrypted = true" in serf_lan
 
@@ -139,12 +139,12 @@ def test_a_second_run_changes_nothing(first_run, fleet, lab_facts):
 def test_a_replaced_server_rejoins(first_run, fleet, lab_facts):
     servers = groups(lab_facts)["consul_servers"]
     replaced = servers[-1]
-    old_id = fleet.ssh(replaced, f"docker exec {CONTAINER} cat /consul/data/node-id").strip()
+    old_id = fleet.docker_exec(replaced, CONTAINER, "cat /consul/data/node-id").strip()
     remove_consul(fleet, replaced)
     result = fleet.playbook_json(PLAYBOOK)
     assert not failures(result), json.dumps(result["stats"])
     assert sorted(changed_hosts(result)) == [replaced]
-    assert fleet.ssh(replaced, f"docker exec {CONTAINER} cat /consul/data/node-id").strip() != old_id
+    assert fleet.docker_exec(replaced, CONTAINER, "cat /consul/data/node-id").strip() != old_id
     assert_cluster_formed(fleet, lab_facts)
 
 

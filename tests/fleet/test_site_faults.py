@@ -76,7 +76,7 @@ def layout(fleet_stack) -> Layout:
 
 
 def consul(stack: FleetStack, host: str, command: str) -> str:
-    return stack.fleet.ssh(host, f"docker exec autoproxy_consul consul {command}")
+    return stack.fleet.docker_exec(host, "autoproxy_consul", f"consul {command}")
 
 
 def consul_or_error(stack: FleetStack, host: str, command: str) -> tuple[bool, str]:
@@ -263,8 +263,8 @@ def test_one_edge_killed_the_other_serves_everything(fleet_stack, layout):
     once started."""
     stack = fleet_stack
     victim, survivor = layout.plain_edge, layout.other_edge
-    hosts_map = dict(line.split() for line in stack.fleet.ssh(
-        survivor, "docker exec autoproxy_proxy cat /etc/haproxy/autoproxy/hosts.map").splitlines() if line.strip())
+    hosts_map = dict(line.split() for line in stack.fleet.docker_exec(
+        survivor, "autoproxy_proxy", "cat /etc/haproxy/autoproxy/hosts.map").splitlines() if line.strip())
     before = {host: stack.get(survivor, host)[0] for host in hosts_map}
     try:
         with RequestLoop(stack, [survivor]) as loop:

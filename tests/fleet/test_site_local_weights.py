@@ -44,7 +44,7 @@ def haproxy_weights(stack, edge: str, servers: list[str]) -> dict[str, tuple[int
 
     Columns of `show servers state` (format 1): 4 srv_addr, 5 srv_op_state, 7 srv_uweight, 18 srv_port.
     """
-    answer = stack.fleet.ssh(edge, f"docker exec autoproxy_proxy python3 -c {shlex.quote(SHOW_SERVERS)}")
+    answer = stack.fleet.docker_exec(edge, "autoproxy_proxy", f"python3 -c {shlex.quote(SHOW_SERVERS)}")
     rows = [line.split() for line in answer.splitlines() if line[:1].isdigit()]
     found = {f"{row[4]}:{row[18]}": (int(row[7]), row[5]) for row in rows if len(row) > 18}
     return {server: found[server] for server in servers if server in found}
@@ -52,7 +52,7 @@ def haproxy_weights(stack, edge: str, servers: list[str]) -> dict[str, tuple[int
 
 def reloads(stack, edge: str) -> int:
     """How many times the edge's HAProxy was reloaded (its master's `show proc`)."""
-    answer = stack.fleet.ssh(edge, f"docker exec autoproxy_proxy python3 -c {shlex.quote(SHOW_PROC)}")
+    answer = stack.fleet.docker_exec(edge, "autoproxy_proxy", f"python3 -c {shlex.quote(SHOW_PROC)}")
     return int([line.split() for line in answer.splitlines() if " master " in line][0][2])
 
 
