@@ -8,8 +8,8 @@ A change of servers (membership, weight, address, health) and a new service with
 options go through the Runtime API without a reload (HAProxy checks each server it adds); the
 files on disk follow a moment later from a background thread (ConfigWriter), so a later reload
 loses nothing and a burst of changes costs one render. Anything else is rendered whole,
-validated with ``haproxy -c`` (a service HAProxy rejects is left out and named in the log) and
-applied with a verified master CLI reload.
+validated with ``haproxy -c`` (the backends changed since the last validation; a service HAProxy
+rejects is left out and named in the log) and applied with a verified master CLI reload.
 """
 
 from __future__ import annotations
@@ -148,6 +148,8 @@ class HaproxyBackend:
         self.applied: RoutingTable | None = None
         self.state: RunningState | None = None
         self.rejected: dict[str, Any] = {}  # backend name -> its content when HAProxy rejected it
+        # The settings of the last validation and the backends it accepted (name -> content).
+        self.accepted: tuple[HaproxySettings, dict[str, Any]] | None = None
         self.last_change = time.monotonic()
 
     @property
@@ -241,10 +243,15 @@ class HaproxyBackend:
     def validated(
         self, table: RoutingTable, settings: HaproxySettings | None = None
     ) -> tuple[dict[str, str], RoutingTable]:
-        files, kept, rejected = render_validated(table, settings or self.settings, (self.args.haproxy,))
+        settings = settings or self.settings
+        # What haproxy -c accepted under the same settings is not checked again: a reload costs
+        # what changed since the last one.
+        known = self.accepted[1] if self.accepted is not None and self.accepted[0] == settings else None
+        files, kept, rejected = render_validated(table, settings, (self.args.haproxy,), accepted=known)
         for name, service, reason in rejected:
             self.rejected[name] = table["backends"][name]
             log.error("service %r (backend %s) left out: haproxy -c rejects it: %s", service, name, reason)
+        self.accepted = (settings, dict(kept["backends"]))
         return files, kept
 
     # ---- applying

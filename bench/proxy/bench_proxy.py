@@ -543,6 +543,12 @@ def scale(services, per_service):
     ``build_ms`` is a first build (build_routing_table()); the reload and Runtime API cycles
     build as the agent does, with a RoutingTableBuilder that met the instances before
     (``build_again_ms``: such a build alone).
+
+    Two reload cycles, each build + render + haproxy -c + write + master reload until the new
+    worker answers: ``full_reload_cycle_ms`` checks every backend (the agent's first start, or
+    new settings); ``change_reload_cycle_ms`` follows one service's option change (balance),
+    where, as in the agent, haproxy -c checks only the backends the last validation did not
+    accept as they are.
     """
     instances = [{"service": f"svc{s:04d}", "id": f"svc{s:04d}-{i}", "node": "n1", "port": 8080, "tags": ["bench"],
                   "address": f"10.{s // 250}.{s % 250}.{i + 1}", "passing": True}
@@ -571,24 +577,32 @@ def scale(services, per_service):
         while not os.path.exists(settings.runtime_socket):
             time.sleep(0.05)
         time.sleep(0.5)
-        # Reload path: build + render + validate + write + master reload until the new worker answers.
-        pid = send_command(settings.runtime_socket, "show info").split("Pid:")[1].split()[0]
-        started = time.monotonic()
-        files, table, _unused = render_validated(builder.build(instances, ["test"]), settings)
-        write_files(f"{workdir}/cfg", files)
-        send_command(f"{workdir}/master.sock", "reload")
-        while True:
-            try:
-                if send_command(settings.runtime_socket, "show info").split("Pid:")[1].split()[0] != pid:
-                    break
-            except Exception:  # noqa: BLE001 (the socket is briefly away during the reload)
-                pass
-            time.sleep(0.01)
-        out["full_reload_cycle_ms"] = (time.monotonic() - started) * 1000
+
+        def reload_cycle(instances, accepted):
+            pid = send_command(settings.runtime_socket, "show info").split("Pid:")[1].split()[0]
+            started = time.monotonic()
+            files, table, _unused = render_validated(builder.build(instances, ["test"]), settings, accepted=accepted)
+            write_files(f"{workdir}/cfg", files)
+            send_command(f"{workdir}/master.sock", "reload")
+            while True:
+                try:
+                    if send_command(settings.runtime_socket, "show info").split("Pid:")[1].split()[0] != pid:
+                        break
+                except Exception:  # noqa: BLE001 (the socket is briefly away during the reload)
+                    pass
+                time.sleep(0.01)
+            return table, (time.monotonic() - started) * 1000
+
+        table, out["full_reload_cycle_ms"] = reload_cycle(instances, None)
+        changed = [dict(instance, tags=["bench", "balance=leastconn"]) if instance["service"] == "svc0000" else instance
+                   for instance in instances]
+        table, out["change_reload_cycle_ms"] = reload_cycle(changed, table["backends"])
+        if table["backends"]["bench_svc0000_backend"]["options"].get("balance") != "leastconn":
+            raise RuntimeError("scale: the changed option is not in the reloaded table")
         # Runtime path: one instance more, build + plan + apply + render + write.
         state = RunningState.from_table(table, settings)
         api = RuntimeApi(settings.runtime_socket, settings)
-        more = instances + [dict(instances[0], id="extra", address="10.99.0.1")]
+        more = changed + [dict(changed[0], id="extra", address="10.99.0.1")]
         started = time.monotonic()
         new = builder.build(more, ["test"])
         plan = plan_changes(state, new)

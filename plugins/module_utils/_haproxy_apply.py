@@ -226,25 +226,40 @@ def _first_failing_backend(
 
 
 def render_validated(
-    table: dict[str, Any], settings: HaproxySettings | None, haproxy_cmd: Sequence[str] = ("haproxy",)
+    table: dict[str, Any],
+    settings: HaproxySettings | None,
+    haproxy_cmd: Sequence[str] = ("haproxy",),
+    accepted: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, str], dict[str, Any], list[tuple[str, Any, str]]]:
     """Render a table and validate it; leave out the backends HAProxy rejects.
 
-    Returns ``(files, kept_table, rejected)`` where rejected is a list of
-    ``(backend, service, reason)``. Raises HaproxyError when even the table without any
-    backend does not validate (then the settings are at fault, not a service).
+    ``accepted`` maps backend names to the content that a validation with the same ``settings``
+    accepted before: HAProxy does not parse such a backend again, so a reload for one changed
+    service checks that service's section, not the thousand others. The checked config is the
+    whole one without those sections (its frontend, map and other sections are the same). Sound
+    because a backend's servers and options render into its own section and name nothing outside
+    it, and the frontend picks backends by name from the map at request time.
+
+    Returns ``(files, kept_table, rejected)`` where files render the whole kept table and
+    rejected is a list of ``(backend, service, reason)``. Raises HaproxyError when even the
+    table without any backend does not validate (then the settings are at fault, not a service).
     """
     rejected: list[tuple[str, Any, str]] = []
+    known = accepted or {}
     while True:
         files = render_haproxy_config(table, settings)
-        ok, output = validate_files(files, haproxy_cmd)
+        proven = {name for name, backend in table["backends"].items() if known.get(name) == backend}
+        checked = files if not proven else render_haproxy_config(
+            table, settings, backends=[name for name in table["backends"] if name not in proven])
+        ok, output = validate_files(checked, haproxy_cmd)
         if ok:
             return files, table, rejected
-        if not table["backends"]:
+        unproven = without_backends(table, proven)
+        if not unproven["backends"]:
             raise HaproxyError(f"the configuration does not validate even without any backend: {output}")
-        blamed = _blamed_backends(files[CONFIG_NAME], output, table)
+        blamed = _blamed_backends(checked[CONFIG_NAME], output, unproven)
         if not blamed:
-            first = _first_failing_backend(table, settings, haproxy_cmd)
+            first = _first_failing_backend(unproven, settings, haproxy_cmd)
             blamed = {first} if first else set()
         if not blamed:
             raise HaproxyError(f"the configuration does not validate: {output}")

@@ -143,6 +143,39 @@ def test_render_validated_leaves_out_only_the_backend_haproxy_rejects(tmp_path, 
     assert ok, output
 
 
+def _accepted_case(tmp_path):
+    settings = HaproxySettings(http_port=free_port(), stats_port=free_port(),
+                               runtime_socket=str(tmp_path / "admin.sock"))
+    table = build_routing_table([
+        {"service": "www", "id": "a", "address": "127.0.0.1", "port": 80, "tags": ["hello"], "passing": True},
+        {"service": "api", "id": "b", "address": "unresolvable.invalid", "port": 80, "tags": [], "passing": True},
+        {"service": "zzz", "id": "c", "address": "unresolvable.invalid", "port": 80, "tags": [], "passing": True},
+    ], ["test"])
+    return settings, table
+
+
+def test_an_accepted_backend_is_not_checked_again_and_still_rendered_whole(tmp_path, haproxy_bin):
+    # Accepted as it is now, api's unresolvable server is not parsed again: only zzz is rejected
+    # (proof that the accepted backend was left out of the check, as both fail under -dW).
+    settings, table = _accepted_case(tmp_path)
+    accepted = {"api_backend": dict(table["backends"]["api_backend"])}
+    files, kept, rejected = render_validated(table, settings, (haproxy_bin, "-dW"), accepted=accepted)
+    assert [(name, service) for name, service, _reason in rejected] == [("zzz_backend", "zzz")]
+    assert sorted(kept["backends"]) == ["api_backend", "hello_www_backend"]
+    assert "unresolvable.invalid:80" in files["haproxy.cfg"] and "api.test api_backend" in files["hosts.map"]
+
+
+def test_a_backend_accepted_with_other_content_is_checked_again(tmp_path, haproxy_bin):
+    settings, table = _accepted_case(tmp_path)
+    before = dict(table["backends"]["api_backend"], servers=[])
+    files, kept, rejected = render_validated(table, settings, (haproxy_bin, "-dW"),
+                                             accepted={"api_backend": before, "zzz_backend": before})
+    assert [name for name, _service, _reason in rejected] == ["api_backend", "zzz_backend"]
+    assert sorted(kept["backends"]) == ["hello_www_backend"]
+    ok, output = validate_files(files, (haproxy_bin, "-dW"))
+    assert ok, output
+
+
 def test_bisect_finds_the_failing_backend_without_a_line_number(tmp_path, haproxy_bin):
     settings = HaproxySettings(http_port=free_port(), stats_port=free_port(),
                                runtime_socket=str(tmp_path / "admin.sock"))

@@ -181,6 +181,28 @@ def test_backends_are_in_sorted_order():
     assert names == sorted(names)
 
 
+def test_a_render_limited_to_some_backends_is_the_whole_one_without_the_other_sections():
+    table, files = render(SEED)
+    part = render_haproxy_config(table, HaproxySettings(), backends=["hello_www_backend", "not_in_the_table"])
+    assert part["hosts.map"] == files["hosts.map"]
+    whole = [section.strip() for section in files["haproxy.cfg"].split("\n\n")]
+    kept = [section for section in whole if not section.startswith("backend ")
+            or section.startswith(("backend hello_www_backend\n", "backend autoproxy_"))]
+    assert [section.strip() for section in part["haproxy.cfg"].split("\n\n")] == kept
+    assert len(kept) < len(whole)
+
+
+def test_a_render_limited_to_some_backends_checks_those_and_every_host():
+    table = build_routing_table([instance("www", "a", ["hello"]), instance("api", "b")], DOMAINS)
+    table["backends"]["api_backend"]["servers"][0]["address"] = "1.2.3.4\n  server z 6.6.6.6:80"
+    assert "api_backend" not in render_haproxy_config(table, backends=["hello_www_backend"])["haproxy.cfg"]
+    with pytest.raises(ValueError, match="api_backend"):
+        render_haproxy_config(table, backends=["api_backend"])
+    table["hosts"]["api.test"] = "gone_backend"
+    with pytest.raises(ValueError, match="unknown backend 'gone_backend'"):
+        render_haproxy_config(table, backends=["hello_www_backend"])
+
+
 def test_map_file_is_sorted_host_backend_lines():
     table, files = render(SEED)
     lines = files["hosts.map"].splitlines()
