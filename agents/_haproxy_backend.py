@@ -270,8 +270,8 @@ class HaproxyBackend:
             return True
         # A new backend here runs on a spare with default options: its only content is servers,
         # and HAProxy checks each 'add server' as it would the server line. What it refuses
-        # falls back to the reload below, which validates the whole config with haproxy -c and
-        # leaves out (and logs) the service it rejects.
+        # falls back to the reload below, which validates the changed backends with haproxy -c
+        # and leaves out (and logs) the service it rejects.
         try:
             self.runtime.apply(plan.steps)
         except RuntimeApiError as exc:
