@@ -124,14 +124,20 @@ def test_master_command_names_the_socket_when_it_fails(tmp_path):
         cli_command(str(tmp_path / "nothing.sock"), "show proc")
 
 
-def test_render_validated_leaves_out_only_the_backend_haproxy_rejects(tmp_path, haproxy_bin):
+def www_api_zzz(tmp_path, zzz_address):
+    """Settings and a table of three services, api's server at an address HAProxy cannot resolve."""
     settings = HaproxySettings(http_port=free_port(), stats_port=free_port(),
                                runtime_socket=str(tmp_path / "admin.sock"))
     table = build_routing_table([
         {"service": "www", "id": "a", "address": "127.0.0.1", "port": 80, "tags": ["hello"], "passing": True},
         {"service": "api", "id": "b", "address": "unresolvable.invalid", "port": 80, "tags": [], "passing": True},
-        {"service": "zzz", "id": "c", "address": "127.0.0.2", "port": 80, "tags": [], "passing": True},
+        {"service": "zzz", "id": "c", "address": zzz_address, "port": 80, "tags": [], "passing": True},
     ], ["test"])
+    return settings, table
+
+
+def test_render_validated_leaves_out_only_the_backend_haproxy_rejects(tmp_path, haproxy_bin):
+    settings, table = www_api_zzz(tmp_path, "127.0.0.2")
     # Zero-warning mode (-dW) makes HAProxy refuse a server it cannot resolve: a real rejection
     # of one backend that the renderer's own checks let through.
     files, kept, rejected = render_validated(table, settings, (haproxy_bin, "-dW"))
@@ -143,21 +149,10 @@ def test_render_validated_leaves_out_only_the_backend_haproxy_rejects(tmp_path, 
     assert ok, output
 
 
-def _accepted_case(tmp_path):
-    settings = HaproxySettings(http_port=free_port(), stats_port=free_port(),
-                               runtime_socket=str(tmp_path / "admin.sock"))
-    table = build_routing_table([
-        {"service": "www", "id": "a", "address": "127.0.0.1", "port": 80, "tags": ["hello"], "passing": True},
-        {"service": "api", "id": "b", "address": "unresolvable.invalid", "port": 80, "tags": [], "passing": True},
-        {"service": "zzz", "id": "c", "address": "unresolvable.invalid", "port": 80, "tags": [], "passing": True},
-    ], ["test"])
-    return settings, table
-
-
 def test_an_accepted_backend_is_not_checked_again_and_still_rendered_whole(tmp_path, haproxy_bin):
     # Accepted as it is now, api's unresolvable server is not parsed again: only zzz is rejected
     # (proof that the accepted backend was left out of the check, as both fail under -dW).
-    settings, table = _accepted_case(tmp_path)
+    settings, table = www_api_zzz(tmp_path, "unresolvable.invalid")
     accepted = {"api_backend": dict(table["backends"]["api_backend"])}
     files, kept, rejected = render_validated(table, settings, (haproxy_bin, "-dW"), accepted=accepted)
     assert [(name, service) for name, service, _reason in rejected] == [("zzz_backend", "zzz")]
@@ -166,7 +161,7 @@ def test_an_accepted_backend_is_not_checked_again_and_still_rendered_whole(tmp_p
 
 
 def test_a_backend_accepted_with_other_content_is_checked_again(tmp_path, haproxy_bin):
-    settings, table = _accepted_case(tmp_path)
+    settings, table = www_api_zzz(tmp_path, "unresolvable.invalid")
     before = dict(table["backends"]["api_backend"], servers=[])
     files, kept, rejected = render_validated(table, settings, (haproxy_bin, "-dW"),
                                              accepted={"api_backend": before, "zzz_backend": before})
