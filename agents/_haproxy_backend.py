@@ -213,7 +213,12 @@ class HaproxyBackend:
         settings = settings or self.settings
         files, table = self.validated(table, settings)
         self.writer.now(files)
-        verified_reload(self.master, timeout=30.0, interval=0.05, ready=self.serving)
+        try:
+            verified_reload(self.master, timeout=30.0, interval=0.05, ready=self.serving)
+        except HaproxyError:
+            # Whatever HAProxy refused, the next try checks every backend again, not only what changed.
+            self.accepted = None
+            raise
         if settings is not self.settings:
             self.settings = self.runtime.settings = settings
             log.info("the running config declares %d spare backends", settings.spare_backends)

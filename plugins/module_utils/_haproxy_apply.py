@@ -18,7 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config import (
@@ -206,21 +206,27 @@ def without_backends(table: Mapping[str, Any], names: Iterable[str]) -> dict[str
     )
 
 
-def _blamed_backends(cfg: str, output: str, table: Mapping[str, Any]) -> set[str]:
-    """The table's backends whose sections hold the lines HAProxy complained about."""
-    return {name for kind, name in reported_sections(output, cfg) if kind == "backend" and name in table["backends"]}
+def _blamed_backends(cfg: str, output: str, names: Collection[str]) -> set[str]:
+    """Those of ``names`` whose backend sections hold the lines HAProxy complained about."""
+    return {name for kind, name in reported_sections(output, cfg) if kind == "backend" and name in names}
 
 
 def _first_failing_backend(
-    table: Mapping[str, Any], settings: HaproxySettings | None, haproxy_cmd: Sequence[str]
+    table: Mapping[str, Any],
+    settings: HaproxySettings | None,
+    haproxy_cmd: Sequence[str],
+    candidates: Iterable[str] | None = None,
 ) -> str | None:
-    """Bisect for a backend that makes validation fail when HAProxy's output names no line of one."""
-    names = sorted(table["backends"])
+    """Bisect for a backend that makes validation fail when HAProxy's output names no line of one.
+
+    Only the ``candidates`` (default: every backend) are rendered, the rest of the config as for
+    the whole table, so each step checks a part of the config that failed.
+    """
+    names = sorted(table["backends"] if candidates is None else candidates)
     low, high = 0, len(names)  # the first `high` backends fail, the first `low` pass
     while high - low > 1:
         middle = (low + high) // 2
-        kept = without_backends(table, names[middle:])
-        ok, _unused = validate_files(render_haproxy_config(kept, settings), haproxy_cmd)
+        ok, _unused = validate_files(render_haproxy_config(table, settings, backends=names[:middle]), haproxy_cmd)
         low, high = (middle, high) if ok else (low, middle)
     return names[low] if names else None
 
@@ -248,18 +254,17 @@ def render_validated(
     known = accepted or {}
     while True:
         files = render_haproxy_config(table, settings)
-        proven = {name for name, backend in table["backends"].items() if known.get(name) == backend}
-        checked = files if not proven else render_haproxy_config(
-            table, settings, backends=[name for name in table["backends"] if name not in proven])
+        unproven = [name for name, backend in table["backends"].items() if known.get(name) != backend]
+        partial = len(unproven) < len(table["backends"])
+        checked = render_haproxy_config(table, settings, backends=unproven) if partial else files
         ok, output = validate_files(checked, haproxy_cmd)
         if ok:
             return files, table, rejected
-        unproven = without_backends(table, proven)
-        if not unproven["backends"]:
+        if not unproven:
             raise HaproxyError(f"the configuration does not validate even without any backend: {output}")
-        blamed = _blamed_backends(checked[CONFIG_NAME], output, unproven)
+        blamed = _blamed_backends(checked[CONFIG_NAME], output, set(unproven))
         if not blamed:
-            first = _first_failing_backend(unproven, settings, haproxy_cmd)
+            first = _first_failing_backend(table, settings, haproxy_cmd, unproven)
             blamed = {first} if first else set()
         if not blamed:
             raise HaproxyError(f"the configuration does not validate: {output}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import subprocess
 import time
 from dataclasses import dataclass
 
@@ -82,10 +81,7 @@ def consul(stack: FleetStack, host: str, command: str) -> str:
 def consul_or_error(stack: FleetStack, host: str, command: str) -> tuple[bool, str]:
     """(True, output), or (False, the error) where it fails, as it may while the cluster heals:
     a cut server coming back can start an election ("No cluster leader" for a moment)."""
-    proc = subprocess.run(["ssh", "-F", stack.fleet.facts["ssh_config"], "-o", "BatchMode=yes", host,
-                           f"docker exec autoproxy_consul consul {command}"], capture_output=True, text=True,
-                          timeout=60, check=False)
-    return (True, proc.stdout) if proc.returncode == 0 else (False, f"{host}: {proc.stderr.strip()[-200:]}")
+    return stack.fleet.ssh_result(host, f"docker exec autoproxy_consul consul {command}")
 
 
 def members(stack: FleetStack, host: str, out: str | None = None) -> dict[str, str]:
@@ -358,6 +354,5 @@ def catalog_containers(stack: FleetStack) -> list[str] | None:
     None while the agent cannot answer (an election after the cut server came back)."""
     script = ("import json, urllib.request; print(' '.join(e['Service']['Meta'].get('autoproxy_container', '') "
               "for e in json.load(urllib.request.urlopen('http://127.0.0.1:8500/v1/health/service/www'))))")
-    proc = subprocess.run(["ssh", "-F", stack.fleet.facts["ssh_config"], "-o", "BatchMode=yes", stack.edges[0],
-                           f'python3 -c "{script}"'], capture_output=True, text=True, timeout=60, check=False)
-    return proc.stdout.split() if proc.returncode == 0 else None
+    ok, output = stack.fleet.ssh_result(stack.edges[0], f'python3 -c "{script}"')
+    return output.split() if ok else None

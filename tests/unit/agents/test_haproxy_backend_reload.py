@@ -20,6 +20,7 @@ import pytest
 
 from ansible_collections.autoproxy.stack.agents._haproxy_backend import HaproxyBackend
 from ansible_collections.autoproxy.stack.agents.proxy import haproxy_settings, parse_args
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import HaproxyError
 from ansible_collections.autoproxy.stack.plugins.module_utils._routing import build_routing_table
 
 UNRESOLVABLE = "unresolvable.invalid"
@@ -60,6 +61,7 @@ def test_a_reload_checks_what_changed_and_leaves_out_a_service_haproxy_rejects(b
     assert sorted(backend.applied["backends"]) == ["hello_www_backend"]
     assert "service 'api' (backend api_backend) left out: haproxy -c rejects it" in caplog.text
     assert UNRESOLVABLE not in (pathlib.Path(backend.args.config_dir) / "haproxy.cfg").read_text()
+    assert backend.accepted == (backend.settings, {"hello_www_backend": www}), "what HAProxy rejected is not accepted"
 
     # www changes (an option that needs a reload); api, rejected as it is, stays out unchecked.
     caplog.clear()
@@ -79,3 +81,25 @@ def test_new_settings_check_every_backend_again(backend):
     backend.accepted = (backend.grown_spares(), dict(accepted["backends"]))
     backend.reload(accepted, "a new service")
     assert sorted(backend.applied["backends"]) == ["hello_www_backend"]
+
+
+def test_what_the_last_validation_accepted_is_not_checked_again(backend):
+    # Proof by a backend HAProxy would refuse: taken as accepted under the same settings, it is
+    # not parsed, so it is kept (the agent never accepts such a backend itself; see above).
+    backend.start(routes(("www", "127.0.0.1", ["hello"])))
+    accepted = routes(("www", "127.0.0.1", ["hello"]), ("api", UNRESOLVABLE, []))
+    backend.accepted = (backend.settings, dict(accepted["backends"]))
+    files, kept = backend.validated(accepted)
+    assert sorted(kept["backends"]) == ["api_backend", "hello_www_backend"]
+    assert UNRESOLVABLE in files["haproxy.cfg"]
+
+
+def test_a_refused_reload_makes_the_next_one_check_everything(backend):
+    backend.start(routes(("www", "127.0.0.1", ["hello"])))
+    good = routes(("www", "127.0.0.1", ["hello"]), ("api", "127.0.0.2", []))
+    backend.validated(good)
+    assert backend.accepted is not None
+    backend.args.master_socket = str(pathlib.Path(backend.args.config_dir) / "no-master.sock")
+    with pytest.raises(HaproxyError):
+        backend.reload(good, "the master is unreachable")
+    assert backend.accepted is None

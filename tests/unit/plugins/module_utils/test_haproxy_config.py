@@ -183,7 +183,7 @@ def test_backends_are_in_sorted_order():
 
 def test_a_render_limited_to_some_backends_is_the_whole_one_without_the_other_sections():
     table, files = render(SEED)
-    part = render_haproxy_config(table, HaproxySettings(), backends=["hello_www_backend", "not_in_the_table"])
+    part = render_haproxy_config(table, HaproxySettings(), backends=["hello_www_backend"])
     assert part["hosts.map"] == files["hosts.map"]
     whole = [section.strip() for section in files["haproxy.cfg"].split("\n\n")]
     kept = [section for section in whole if not section.startswith("backend ")
@@ -201,6 +201,16 @@ def test_a_render_limited_to_some_backends_checks_those_and_every_host():
     table["hosts"]["api.test"] = "gone_backend"
     with pytest.raises(ValueError, match="unknown backend 'gone_backend'"):
         render_haproxy_config(table, backends=["hello_www_backend"])
+
+
+@pytest.mark.parametrize("backends, message", [
+    (["hello_www_backend", "not_in_the_table"], "backends not in the routing table: 'not_in_the_table'"),
+    ("hello_www_backend", "not the text 'hello_www_backend'"),
+])
+def test_a_render_limited_to_backends_the_table_does_not_have_is_refused(backends, message):
+    table, _files = render(SEED)
+    with pytest.raises(ValueError, match=message):
+        render_haproxy_config(table, backends=backends)
 
 
 def test_map_file_is_sorted_host_backend_lines():
