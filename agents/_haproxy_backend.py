@@ -51,10 +51,21 @@ log = logging.getLogger("autoproxy.proxy")
 SPARE_GROWTH_LIMIT = 32
 # How long the file writer waits for more changes before it renders: a burst costs one render.
 WRITE_DELAY = 0.5
+# A reload: how long HAProxy has to report it, and the pause between two reads of its master CLI.
+RELOAD_TIMEOUT = 30.0
+RELOAD_POLL = 0.05
 
 
 def _comparable(table: RoutingTable) -> dict[str, Any]:
     return {"backends": table["backends"], "hosts": table["hosts"]}
+
+
+def new_worker_serves(runtime_socket: str, new_workers: set[int]) -> bool:
+    """True once one of ``new_workers`` (PIDs) answers ``show info`` on the runtime socket."""
+    try:
+        return bool(new_workers) and runtime_pid(send_command(runtime_socket, "show info")) in new_workers
+    except RuntimeApiError:
+        return False  # the master re-executes itself on reload and briefly refuses connections
 
 
 def runtime_pid(show_info: str) -> int | None:
@@ -189,10 +200,7 @@ class HaproxyBackend:
         """True once one of ``new_workers`` answers on the runtime socket."""
         if self.process is None or self.process.poll() is not None:
             raise HaproxyError(f"HAProxy exited with status {self.process.returncode if self.process else None}")
-        try:
-            return bool(new_workers) and runtime_pid(send_command(self.args.runtime_socket, "show info")) in new_workers
-        except RuntimeApiError:
-            return False  # the master re-executes itself on reload and briefly refuses connections
+        return new_worker_serves(self.args.runtime_socket, new_workers)
 
     def wait_for_worker(self, timeout: float = 30.0) -> None:
         """Wait until the first worker runs and answers on the runtime socket."""
@@ -214,7 +222,7 @@ class HaproxyBackend:
         files, table = self.validated(table, settings)
         self.writer.now(files)
         try:
-            verified_reload(self.master, timeout=30.0, interval=0.05, ready=self.serving)
+            verified_reload(self.master, timeout=RELOAD_TIMEOUT, interval=RELOAD_POLL, ready=self.serving)
         except HaproxyError:
             # Whatever HAProxy refused, the next try checks every backend again, not only what changed.
             self.accepted = None

@@ -62,10 +62,16 @@ import uuid
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
+from ansible_collections.autoproxy.stack.agents._haproxy_backend import (  # noqa: E402
+    RELOAD_POLL,
+    RELOAD_TIMEOUT,
+    new_worker_serves,
+)
 from ansible_collections.autoproxy.stack.agents.proxy import parse_args as parse_proxy_args  # noqa: E402
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul import ConsulClient, ConsulError  # noqa: E402
 from ansible_collections.autoproxy.stack.plugins.module_utils._consul_catalog import fetch_instances  # noqa: E402
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_apply import (  # noqa: E402
+    cli_command,
     render_validated,
     write_files,
 )
@@ -73,6 +79,7 @@ from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_config im
     HaproxySettings,
     render_haproxy_config,
 )
+from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_master import verified_reload  # noqa: E402
 from ansible_collections.autoproxy.stack.plugins.module_utils._haproxy_runtime import (  # noqa: E402
     AddServer,
     RemoveServer,
@@ -579,18 +586,12 @@ def scale(services, per_service):
         time.sleep(0.5)
 
         def reload_cycle(instances, accepted):
-            pid = send_command(settings.runtime_socket, "show info").split("Pid:")[1].split()[0]
             started = time.monotonic()
             files, table, _unused = render_validated(builder.build(instances, ["test"]), settings, accepted=accepted)
             write_files(f"{workdir}/cfg", files)
-            send_command(f"{workdir}/master.sock", "reload")
-            while True:
-                try:
-                    if send_command(settings.runtime_socket, "show info").split("Pid:")[1].split()[0] != pid:
-                        break
-                except Exception:  # noqa: BLE001 (the socket is briefly away during the reload)
-                    pass
-                time.sleep(0.01)
+            # The agent's own reload: its master CLI reads, their pace, and its wait for the new worker.
+            verified_reload(lambda command: cli_command(f"{workdir}/master.sock", command), timeout=RELOAD_TIMEOUT,
+                            interval=RELOAD_POLL, ready=lambda new: new_worker_serves(settings.runtime_socket, new))
             return table, (time.monotonic() - started) * 1000
 
         table, out["full_reload_cycle_ms"] = reload_cycle(instances, None)
